@@ -1,0 +1,5 @@
+import sys
+
+from mlift.cli import main
+
+sys.exit(main())

@@ -1,0 +1,73 @@
+"""The ``mlift`` command: a thin shell over the library.
+
+Each sub-command lives in its own module under ``mlift.cli`` and exposes
+``register(subparsers)``, which adds its parser and sets ``handler`` to a
+function ``(args) -> int``. This module is the only place errors become
+messages and exit codes: usage 2, auth 3, partial failure 4, interrupted 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mlift.errors import AuthError, BudgetExceeded, ConfigError, MliftError, PromptError
+
+# Sub-command modules, in the order `mlift --help` lists them.
+COMMANDS = ("run", "filter", "estimate", "requests", "baseline", "report", "export",
+            "prompts", "cache", "sim")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlift",
+        description="Build multilingual instruction-finetuning datasets from natural text.",
+    )
+    from mlift import __version__
+
+    parser.add_argument("--version", action="version", version=f"mlift {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"mlift.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"mlift.cli.{name}":
+                raise
+            continue  # not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(handler(args))
+    except KeyboardInterrupt:
+        print("mlift: interrupted; finished work is saved, re-run the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except AuthError as exc:
+        print(f"mlift: authentication failed: {exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except (ConfigError, PromptError) as exc:
+        print(f"mlift: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BudgetExceeded as exc:
+        print(f"mlift: stopped: {exc}", file=sys.stderr)
+        return EXIT_PARTIAL
+    except MliftError as exc:
+        print(f"mlift: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Value objects passed between the engine, providers and stages.
+
+Frozen, slotted dataclasses: cheap to create, safe to share between tasks,
+and hashable where the cache needs a canonical form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One model call, independent of any provider's wire format.
+
+    ``target`` is the ``NAME:MODEL`` spec the engine resolves to an endpoint;
+    ``params`` holds extra generation parameters (``top_p``, ``seed``, …) that
+    are sent as given and are part of the cache key. ``prompt`` is the
+    ``id@version#hash`` of the prompt file that produced the messages, so
+    editing a prompt invalidates exactly the calls that used it.
+    """
+
+    target: str
+    messages: tuple[Message, ...]
+    max_tokens: int = 512
+    temperature: float = 0.0
+    params: tuple[tuple[str, Any], ...] = ()
+    prompt: str | None = None
+    stage: str = "requests"
+    item_id: str | None = None
+
+    @property
+    def system(self) -> str | None:
+        """The system text (Anthropic takes it apart from the messages)."""
+        texts = [m.content for m in self.messages if m.role == "system"]
+        return "\n\n".join(texts) if texts else None
+
+    @property
+    def chat(self) -> tuple[Message, ...]:
+        """The non-system messages."""
+        return tuple(m for m in self.messages if m.role != "system")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.input_tokens + other.input_tokens,
+                     self.output_tokens + other.output_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    """What a provider's rate-limit response headers said (None = not sent)."""
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests_s: float | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_tokens_s: float | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A model's answer plus what it cost.
+
+    ``finish_reason == "length"`` means ``max_tokens`` cut the answer; that
+    is a result, not a transport error. ``cached`` answers cost nothing.
+    """
+
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+    model: str
+    request_id: str | None = None
+    cached: bool = False
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    attempts: int = 1
+    ratelimit: RateLimitInfo | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "finish_reason": self.finish_reason,
+                "usage": {"input_tokens": self.usage.input_tokens,
+                          "output_tokens": self.usage.output_tokens},
+                "model": self.model, "request_id": self.request_id}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Completion:
+        u = data["usage"]
+        return cls(text=data["text"], finish_reason=data["finish_reason"],
+                   usage=Usage(u["input_tokens"], u["output_tokens"]),
+                   model=data["model"], request_id=data.get("request_id"))
