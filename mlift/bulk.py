@@ -1,0 +1,206 @@
+"""``mlift requests``: one OpenAI Chat Completions body per line in, one result per line out.
+
+The generic front door of the engine, for users with their own prompts and
+for the benchmarks. Each input line is a Chat Completions request body
+(``messages``, ``max_tokens``/``max_completion_tokens``, ``temperature`` and
+other generation parameters, an optional ``model`` that overrides the
+``--provider`` spec's model, and ``metadata`` that is kept but never sent).
+Each output line is ``{"line": N, "metadata": ..., "response": {...}}`` or
+``{"line": N, "metadata": ..., "error": {...}}``, in input order.
+
+Output is written in order and flushed as it goes, so after an interruption
+it is a prefix of the input: a re-run skips that prefix (answers finished but
+not yet written are in the cache and cost nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlift.engine.core import Engine
+from mlift.engine.scheduler import NOT_DONE, Scheduler, _NotDone
+from mlift.errors import AuthError, BudgetExceeded, ConfigError, InputError, ProviderError
+from mlift.types import Message, Request
+
+# Body keys that are not generation parameters.
+_RESERVED = {"messages", "model", "metadata", "max_tokens", "max_completion_tokens",
+             "temperature", "stream", "n"}
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    number: int                    # 1-based line number in the input file
+    request: Request | None
+    metadata: Any = None
+    error: InputError | None = None
+
+
+@dataclass(slots=True)
+class BulkSummary:
+    total_lines: int = 0
+    skipped_done: int = 0
+    written: int = 0
+    ok: int = 0
+    errors: int = 0
+    stopped_reason: str | None = None
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+
+def parse_line(raw: bytes, number: int, path: str, target: str) -> Line:
+    """Turn one input line into a Request, or an InputError naming file, line and field."""
+    def bad(message: str, fld: str | None = None) -> Line:
+        return Line(number, None, None, InputError(message, file=path, line=number, field=fld))
+
+    try:
+        body = json.loads(raw)
+    except UnicodeDecodeError:
+        return bad("not valid UTF-8")
+    except json.JSONDecodeError as exc:
+        return bad(f"not valid JSON ({exc.msg} at column {exc.colno})")
+    if not isinstance(body, dict):
+        return bad("expected a JSON object (a Chat Completions request body)")
+    metadata = body.get("metadata")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return Line(number, None, metadata, InputError(
+            "missing or empty 'messages' list", file=path, line=number, field="messages"))
+    parsed: list[Message] = []
+    for i, m in enumerate(messages):
+        role = m.get("role") if isinstance(m, dict) else None
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, list):  # content parts: keep the text ones
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if role not in ("system", "user", "assistant", "developer") or not isinstance(content, str):
+            return Line(number, None, metadata, InputError(
+                "each message needs a role (system/user/assistant) and text content",
+                file=path, line=number, field=f"messages[{i}]"))
+        parsed.append(Message("system" if role == "developer" else role, content))
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens", 512))
+    temperature = body.get("temperature", 1.0)
+    if not isinstance(max_tokens, int) or max_tokens < 1:
+        return Line(number, None, metadata, InputError(
+            "must be a positive integer", file=path, line=number, field="max_tokens"))
+    if not isinstance(temperature, int | float):
+        return Line(number, None, metadata, InputError(
+            "must be a number", file=path, line=number, field="temperature"))
+    name, _, model = target.partition(":")
+    if isinstance(body.get("model"), str) and body["model"]:
+        model = body["model"]
+    params = tuple(sorted((k, v) for k, v in body.items() if k not in _RESERVED))
+    request = Request(target=f"{name}:{model}", messages=tuple(parsed), max_tokens=max_tokens,
+                      temperature=float(temperature), params=params, stage="requests",
+                      item_id=str(number))
+    return Line(number, request, metadata)
+
+
+def read_lines(path: Path, target: str, skip: int) -> Iterator[Line]:
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if number <= skip:
+                continue
+            if not raw.strip():
+                yield Line(number, None, None, InputError(
+                    "empty line", file=str(path), line=number))
+                continue
+            yield parse_line(raw, number, str(path), target)
+
+
+def finished_prefix(out: Path) -> int:
+    """How many result lines a previous run wrote; cuts a torn last line (kill -9)."""
+    if not out.exists():
+        return 0
+    good_bytes, count = 0, 0
+    with out.open("rb") as fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError:
+                break
+            if not isinstance(record, dict) or record.get("line") != count + 1:
+                raise ConfigError(
+                    f"{out}: line {count + 1} is not result {count + 1} of this input; "
+                    f"is it the output of another file? Move it away or pick another --out")
+            count += 1
+            good_bytes += len(raw)
+    if good_bytes < out.stat().st_size:
+        with out.open("r+b") as fh:
+            fh.truncate(good_bytes)
+    return count
+
+
+def result_record(line: Line, outcome: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {"line": line.number, "metadata": line.metadata}
+    if isinstance(outcome, BaseException):
+        error: dict[str, Any] = {"type": type(outcome).__name__, "message": str(outcome)}
+        for attr in ("status", "request_id", "field"):
+            value = getattr(outcome, attr, None)
+            if value is not None:
+                error[attr] = value
+        record["error"] = error
+    else:
+        record["response"] = {
+            "content": outcome.text, "finish_reason": outcome.finish_reason,
+            "model": outcome.model, "request_id": outcome.request_id,
+            "usage": {"input_tokens": outcome.usage.input_tokens,
+                      "output_tokens": outcome.usage.output_tokens},
+        }
+        record["cached"] = outcome.cached
+        record["cost_usd"] = round(outcome.cost_usd, 8)
+        record["attempts"] = outcome.attempts
+    return record
+
+
+async def run_requests(engine: Engine, in_path: Path, out_path: Path, target: str, *,
+                       workers: int = 64) -> BulkSummary:
+    """Run every request of ``in_path`` through ``engine``; results go to ``out_path``."""
+    summary = BulkSummary()
+    summary.skipped_done = finished_prefix(out_path)
+    engine.endpoint(target)  # bad spec, unknown provider or price: fail before sending
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+
+    async def work(line: Line) -> object:
+        if line.error is not None or line.request is None:
+            return line.error
+        try:
+            return await engine.complete(line.request)
+        except BudgetExceeded as exc:
+            summary.stopped_reason = str(exc)
+            scheduler.stop()
+            return NOT_DONE
+        except AuthError:
+            raise  # stops the run: every other line would fail the same way
+        except ProviderError as exc:
+            return exc
+
+    with out_path.open("a", encoding="utf-8") as out:
+        def emit(_index: int, line: Line, outcome: object) -> None:
+            record = result_record(line, outcome)
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.flush()
+            summary.written += 1
+            if "error" in record:
+                summary.errors += 1
+                kind = record["error"]["type"]
+                summary.error_kinds[kind] = summary.error_kinds.get(kind, 0) + 1
+            else:
+                summary.ok += 1
+
+        scheduler: Scheduler[Line, object] = Scheduler(work, emit, workers=workers,
+                                                       ordered=True)
+        try:
+            await scheduler.run(read_lines(in_path, target, summary.skipped_done))
+        finally:
+            out.flush()
+            os.fsync(out.fileno())
+    summary.total_lines = summary.skipped_done + summary.written
+    return summary
+
+
+__all__ = ["BulkSummary", "Line", "_NotDone", "parse_line", "run_requests"]

@@ -1,0 +1,132 @@
+"""The rate limiter on virtual time (looptime fast-forwards asyncio's clock)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mlift.engine.limiter import RateLimiter
+from mlift.types import RateLimitInfo
+
+pytestmark = pytest.mark.looptime
+
+
+async def _admit(limiter: RateLimiter, n: int, tokens: int = 1) -> list[float]:
+    loop = asyncio.get_running_loop()
+    stamps: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire(tokens)
+        stamps.append(loop.time())
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return sorted(stamps)
+
+
+def _max_in_window(stamps: list[float], width: float, weights: list[float] | None = None) -> float:
+    weights = weights or [1.0] * len(stamps)
+    best, total, lo = 0.0, 0.0, 0
+    for hi, t in enumerate(stamps):
+        total += weights[hi]
+        while stamps[lo] <= t - width:
+            total -= weights[lo]
+            lo += 1
+        best = max(best, total)
+    return best
+
+
+async def test_rpm_limit_paces_requests_at_the_limit_with_one_second_of_burst() -> None:
+    limiter = RateLimiter(rpm=600)  # 10/s
+    stamps = await _admit(limiter, 100)
+    # 10 go at once (one second of burst), the other 90 at 10/s.
+    assert stamps[9] == pytest.approx(0.0)
+    assert stamps[-1] == pytest.approx(9.0, abs=0.01)
+    assert _max_in_window(stamps, 1.0) <= 10 + 10
+
+
+async def test_no_sixty_second_window_passes_the_limit_even_with_the_burst() -> None:
+    limiter = RateLimiter(rpm=120)  # 2/s, burst 2
+    stamps = await _admit(limiter, 300)
+    assert _max_in_window(stamps, 60.0) <= 120
+    # and it still runs at the limit: 300 requests in about 150 s
+    assert stamps[-1] == pytest.approx(150.0, rel=0.02)
+
+
+async def test_token_limit_reserves_prompt_plus_max_tokens() -> None:
+    limiter = RateLimiter(tpm=6000)  # 100 tokens/s, bucket 100
+    stamps = await _admit(limiter, 20, tokens=50)
+    # 1000 tokens at 100/s, 100 of them at once
+    assert stamps[-1] == pytest.approx(9.0, abs=0.01)
+    assert _max_in_window(stamps, 1.0, [50.0] * 20) <= 100 + 100
+
+
+async def test_refund_of_unused_tokens_lets_the_next_request_go_sooner() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter(tpm=6000)
+    await limiter.acquire(100)
+    limiter.refund(reserved=100, used=40)
+    await limiter.acquire(60)
+    assert loop.time() == pytest.approx(0.0)
+
+
+async def test_request_larger_than_the_bucket_goes_once_the_bucket_is_full() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter(tpm=600)  # 10 tokens/s, bucket 10
+    await limiter.acquire(5)
+    await limiter.acquire(50)  # waits for a full bucket (0.5 s), then goes into debt
+    assert loop.time() == pytest.approx(0.5, abs=0.01)
+    await limiter.acquire(1)  # the debt is repaid first
+    assert loop.time() == pytest.approx(0.5 + 4.1, abs=0.01)
+
+
+async def test_cool_down_holds_the_whole_endpoint_for_retry_after() -> None:
+    limiter = RateLimiter(rpm=6000)
+    await limiter.acquire(1)
+    limiter.cool_down(7.0)
+    stamps = await _admit(limiter, 3)
+    assert min(stamps) == pytest.approx(7.0)
+
+
+async def test_unlimited_limiter_never_waits() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter()
+    await _admit(limiter, 1000, tokens=10_000)
+    assert loop.time() == pytest.approx(0.0)
+
+
+async def test_headers_tighten_a_limit_set_too_high_but_never_loosen_it() -> None:
+    limiter = RateLimiter(rpm=6000)
+    limiter.update(RateLimitInfo(limit_requests=3000))
+    assert limiter.rpm == 3000
+    limiter.update(RateLimitInfo(limit_requests=9000))
+    assert limiter.rpm == 3000
+
+
+async def test_headers_set_a_limit_when_none_was_configured() -> None:
+    limiter = RateLimiter()
+    limiter.update(RateLimitInfo(limit_requests=600, limit_tokens=60000))
+    assert (limiter.rpm, limiter.tpm) == (600, 60000)
+    stamps = await _admit(limiter, 20)
+    assert _max_in_window(stamps, 1.0) <= 10 + 10
+
+
+async def test_remaining_zero_waits_for_the_reset() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter()
+    limiter.update(RateLimitInfo(remaining_requests=0, reset_requests_s=2.5))
+    await limiter.acquire(1)
+    assert loop.time() == pytest.approx(2.5)
+
+
+async def test_cancelled_waiter_takes_nothing() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter(rpm=60)  # 1/s, burst 1
+    await limiter.acquire(1)
+    waiter = asyncio.create_task(limiter.acquire(1))
+    await asyncio.sleep(0.5)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await limiter.acquire(1)  # the slot the cancelled waiter wanted is still there
+    assert loop.time() == pytest.approx(1.0)
