@@ -1,0 +1,137 @@
+"""``mlift sim``: run the simulator standalone (``serve``) or take a short tour (``demo``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+from mlift.sim import SimConfig, SimServer
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sim", help="the built-in OpenAI/Anthropic API simulator",
+        description="Run the simulator that stands in for the OpenAI and Anthropic APIs.")
+    sub = parser.add_subparsers(dest="sim_command", metavar="SUBCOMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="serve the simulator until Ctrl-C")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    serve.add_argument("--rpm", type=float, help="requests per minute per API key")
+    serve.add_argument("--tpm", type=float, help="tokens per minute per API key")
+    serve.add_argument("--latency-ms", type=float, default=0.0)
+    serve.add_argument("--jitter-ms", type=float, default=0.0)
+    serve.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx/529 answers")
+    serve.add_argument("--timeout-rate", type=float, default=0.0,
+                       help="share of requests that hang for --hang-s")
+    serve.add_argument("--drop-rate", type=float, default=0.0,
+                       help="share of connections cut half-way through the body")
+    serve.add_argument("--malformed-rate", type=float, default=0.0,
+                       help="share of 200 answers whose body is not JSON")
+    serve.add_argument("--hang-s", type=float, default=90.0)
+    serve.add_argument("--burst-s", type=float, default=1.0,
+                       help="bucket capacity in seconds of the limit (default 1)")
+    serve.add_argument("--bad-verdict-rate", type=float, default=0.02,
+                       help="share of judge answers without a score")
+    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--require-key", default=os.environ.get("MLIFT_SIM_KEY"),
+                       help="demand this API key (default: $MLIFT_SIM_KEY; none if unset)")
+    serve.set_defaults(handler=_serve)
+
+    demo = sub.add_parser("demo", help="a 10-second tour through the real SDKs")
+    demo.set_defaults(handler=_demo)
+
+
+def _config(args: argparse.Namespace) -> SimConfig:
+    return SimConfig(rpm=args.rpm, tpm=args.tpm, latency_ms=args.latency_ms,
+                     jitter_ms=args.jitter_ms, error_rate=args.error_rate,
+                     timeout_rate=args.timeout_rate, drop_rate=args.drop_rate,
+                     malformed_rate=args.malformed_rate, hang_s=args.hang_s,
+                     burst_s=args.burst_s, seed=args.seed, require_key=args.require_key,
+                     bad_verdict_rate=args.bad_verdict_rate)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Ctrl-C and a process manager's TERM both stop cleanly (not on Windows,
+            # where Ctrl-C arrives as KeyboardInterrupt instead).
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        server = SimServer(config)
+        await server.start(args.host, args.port)
+        try:
+            print(f"mlift sim: serving on {server.base_url} "
+                  f"(OpenAI base_url {server.base_url}/v1)", flush=True)
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers were set
+        asyncio.run(serve())
+    print("mlift sim: stopped", file=sys.stderr)
+    return 0
+
+
+_DEMO_SYSTEM = "You translate text faithfully.\n<!-- mlift:translate source=hi target=en -->"
+_DEMO_JUDGE = "Rate the pair.\n<!-- mlift:judge format=json -->"
+
+
+async def _tour() -> None:
+    import anthropic
+    import openai
+
+    async with SimServer(SimConfig(seed=7)) as sim:
+        print(f"simulator on {sim.base_url}\n")
+        oai = openai.AsyncOpenAI(base_url=sim.base_url + "/v1", api_key="sim", max_retries=0)
+        ant = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key="sim", max_retries=0)
+        try:
+            chat = await oai.chat.completions.create(
+                model="gpt-4o-mini", max_tokens=200, messages=[
+                    {"role": "system", "content": _DEMO_SYSTEM},
+                    {"role": "user", "content": "<text>मानसून इस साल जल्दी आया।</text>"}])
+            print("openai  translate hi→en:", chat.choices[0].message.content)
+            print("        usage:", chat.usage.model_dump() if chat.usage else None)
+            msg = await ant.messages.create(
+                model="claude-3-5-haiku-latest", max_tokens=200,
+                system="Write an instruction.\n<!-- mlift:instruct task=question style=chat -->",
+                messages=[{"role": "user", "content": "<response>The monsoon arrived early; "
+                           "farmers planted rice.</response>"}])
+            print("anthropic instruct:    ", msg.content[0].text)  # type: ignore[union-attr]
+            verdict = await oai.chat.completions.create(
+                model="gpt-4o-mini", max_tokens=100, messages=[
+                    {"role": "system", "content": _DEMO_JUDGE},
+                    {"role": "user", "content": "<instruction>When did the monsoon come?"
+                     "</instruction><response>It arrived early this year.</response>"}])
+            print("openai  judge:         ", verdict.choices[0].message.content)
+            cut = await oai.chat.completions.create(
+                model="gpt-4o-mini", max_tokens=5,
+                messages=[{"role": "user", "content": "Tell me a long story about rivers."}])
+            print("openai  max_tokens=5:  ", repr(cut.choices[0].message.content),
+                  "finish_reason:", cut.choices[0].finish_reason)
+            print("anthropic streaming:    ", end="")
+            async with ant.messages.stream(
+                    model="claude-3-5-haiku-latest", max_tokens=60,
+                    messages=[{"role": "user", "content": "Say hello to the reader."}]) as stream:
+                async for text in stream.text_stream:
+                    print(text, end="", flush=True)
+            print("\n\nGET /stats:")
+            print(json.dumps(sim.stats(), indent=2))
+        finally:
+            await oai.close()
+            await ant.close()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    asyncio.run(_tour())
+    return 0

@@ -1,0 +1,185 @@
+"""Deterministic, clearly fake answers, chosen by the marker in the prompt.
+
+mlift's prompt renderer appends a marker line to the system message::
+
+    <!-- mlift:translate source=hi target=en -->
+    <!-- mlift:instruct task=summary style=chat -->
+    <!-- mlift:judge format=json -->
+
+and wraps inputs in tags in the user message (``<text>``, ``<response>``,
+``<context>``, ``<instruction>``). The simulator reads only the marker and the
+tags, never the prompt wording, so prompt files can change freely. Every
+answer starts with ``[sim]`` so nobody mistakes it for a model's. Answers
+depend only on the seed and the request, never on timing.
+
+Judge scores come from (seed, instruction, response) alone, spread about
+5/10/20/35/30 % over 1..5. Whether a verdict is unparseable (prose without a
+score, at ``bad_verdict_rate``) is drawn from the whole conversation, so a
+client that re-asks (adding turns) gets a fresh draw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+
+from mlift.sim.translate import pseudo_translate
+
+_MARKER = re.compile(r"<!--\s*mlift:(\w+)([^>]*?)-->")
+_PAIR = re.compile(r"(\w+)=(\S+)")
+_WORD = re.compile(r"[^\W\d_]{4,}")
+_SCORE_CDF = ((0.05, 1), (0.15, 2), (0.35, 3), (0.70, 4), (1.0, 5))
+_STOPWORDS = frozenset(re.findall(r"\w+", """
+    that this with from have were what when which their there they them then than been
+    into your about would could should also only some such more most other these those
+    will just like very over after before while where because sim"""))
+
+
+def digest(*parts: object) -> float:
+    """A uniform number in [0, 1) fixed by ``parts`` (stable across processes)."""
+    raw = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(raw, "big") / 2.0**64
+
+
+def parse_marker(text: str) -> tuple[str, dict[str, str]] | None:
+    """(kind, options) of the first ``<!-- mlift:KIND k=v … -->`` in ``text``, if any."""
+    m = _MARKER.search(text)
+    if m is None:
+        return None
+    return m.group(1), dict(_PAIR.findall(m.group(2)))
+
+
+def tag(text: str, name: str) -> str | None:
+    """The content of the last ``<name>…</name>`` in ``text`` (stripped), or None."""
+    start = text.rfind(f"<{name}>")
+    if start < 0:
+        return None
+    start += len(name) + 2
+    end = text.find(f"</{name}>", start)
+    return (text[start:end] if end >= 0 else text[start:]).strip()
+
+
+def content_words(text: str, n: int, seed: int) -> list[str]:
+    """Up to ``n`` distinct content words of ``text``, picked deterministically."""
+    words: list[str] = []
+    seen: set[str] = set()
+    for w in _WORD.findall(text.replace("[sim]", " ")):
+        low = w.lower()
+        if low not in seen and low not in _STOPWORDS:
+            seen.add(low)
+            words.append(low)
+    if len(words) <= n:
+        return words
+    picked: list[str] = []
+    for i in range(n):
+        pool = [w for w in words if w not in picked]
+        picked.append(pool[int(digest(seed, text, i) * len(pool))])
+    return picked
+
+
+_INSTRUCT: dict[str, dict[str, str]] = {
+    "summary": {"formal": "Summarize the following text about {a} and {b} in a few sentences.",
+                "chat": "can you give me a quick summary of this piece on {a} and {b}?",
+                "query": "{a} {b} summary"},
+    "question": {"formal": "What is known about {a}, and how does it relate to {b}?",
+                 "chat": "hey, what's the deal with {a}? does it have anything to do with {b}?",
+                 "query": "{a} {b} explained"},
+    "explain": {"formal": "Explain to a newcomer how {a} works and why {b} matters.",
+                "chat": "i never understood {a}, could you explain it simply, and {b} too?",
+                "query": "how does {a} work {b}"},
+    "article": {"formal": "Write a short article about {a}, covering {b}.",
+                "chat": "write me a short blog post about {a}, mention {b} somewhere",
+                "query": "article about {a} and {b}"},
+    "rewrite": {"formal": "Rewrite the following text about {a} in a plain, clear style, "
+                          "keeping the point about {b}.",
+                "chat": "can you redo this text on {a} so it reads nicer? keep the {b} bit",
+                "query": "rewrite text {a} {b}"},
+    "opinion": {"formal": "What is your view on {a}, especially with regard to {b}?",
+                "chat": "honestly, what do you think about {a}? and {b}?",
+                "query": "opinions on {a} {b}"},
+    "list": {"formal": "List the main facts about {a}, including those about {b}.",
+             "chat": "give me the key points about {a} as a list, {b} included",
+             "query": "{a} {b} key points list"},
+    "continue": {"formal": "Continue the following story about {a}, bringing in {b}.",
+                 "chat": "keep this story about {a} going, and work {b} into it",
+                 "query": "continue story {a} {b}"},
+    "generic": {"formal": "Write a text about {a} that also discusses {b}.",
+                "chat": "could you write something about {a} and {b}?",
+                "query": "{a} {b}"},
+}
+_REASONS = {
+    1: "The instruction does not match the response at all; the response cannot answer it.",
+    2: "The response touches the topic, but it answers a different request than the one asked.",
+    3: "The response partly answers the instruction; the instruction is vague or asks for more.",
+    4: "The response answers the instruction well; the instruction is natural and clear.",
+    5: "The response is an excellent answer to a clear, self-contained, natural instruction.",
+}
+
+
+def translate_answer(options: dict[str, str], user: str, seed: int) -> str:
+    text = tag(user, "text")
+    return pseudo_translate(user if text is None else text, options.get("source"),
+                            options.get("target"), seed)
+
+
+def instruct_answer(options: dict[str, str], user: str, seed: int) -> str:
+    response = tag(user, "response") or user
+    context = tag(user, "context")
+    task = options.get("task", "generic")
+    style = options.get("style", "formal")
+    # "summary_context" and the like: the task's family decides the wording.
+    templates = _INSTRUCT.get(task) or _INSTRUCT.get(task.split("_")[0], _INSTRUCT["generic"])
+    template = templates.get(style, templates["formal"])
+    words = [*content_words(response, 2, seed), "this topic", "its details"]
+    text = template.format(a=words[0], b=words[1])
+    core = response.replace("[sim]", "").strip()
+    if core and core.lower() in text.lower():  # a one-word response must not be echoed whole
+        text = template.format(a="this topic", b="its details")
+    if context is not None or options.get("context") == "yes":
+        # Context prompts ask for the document's place to be marked, and real
+        # models put it on a line of its own after a lead-in sentence.
+        text += "\n\n<<CONTEXT>>"
+    return "[sim] " + text
+
+
+def judge_answer(options: dict[str, str], user: str, conversation: str, seed: int,
+                 bad_verdict_rate: float) -> str:
+    instruction = tag(user, "instruction") or ""
+    response = tag(user, "response") or user
+    if digest(seed, "verdict", conversation) < bad_verdict_rate:
+        return ("[sim] I find this pair hard to assess: the instruction and the response are "
+                "related, but I would need more context before rating them.")
+    u = digest(seed, "score", instruction, response)
+    score = next(s for bound, s in _SCORE_CDF if u < bound)
+    reason = "[sim] " + _REASONS[score]
+    if options.get("format", "json") == "line":
+        return f"{reason}\nScore: {score}"
+    return json.dumps({"reason": reason, "score": score}, ensure_ascii=False)
+
+
+def generic_answer(user: str, seed: int) -> str:
+    words = content_words(user, 3, seed)
+    about = ", ".join(words) if words else "nothing in particular"
+    filler = pseudo_translate(" ".join(words * 4) or "simulated answer text", "en", "en", seed)
+    return (f"[sim] This is a simulated answer from the mlift simulator, not a model. "
+            f"Your message mentions: {about}. {filler.removeprefix('[sim] ')}.")
+
+
+def answer(system: str, messages: Sequence[tuple[str, str]], seed: int,
+           bad_verdict_rate: float) -> str:
+    """The simulated answer to a chat: ``system`` text plus (role, content) messages."""
+    user = next((c for r, c in reversed(messages) if r == "user"), "")
+    marker = parse_marker(system) or parse_marker(user)
+    if marker is None:
+        return generic_answer(user, seed)
+    kind, options = marker
+    if kind == "translate":
+        return translate_answer(options, user, seed)
+    if kind == "instruct":
+        return instruct_answer(options, user, seed)
+    if kind == "judge":
+        conversation = "\x1e".join(f"{r}:{c}" for r, c in messages)
+        return judge_answer(options, user, conversation, seed, bad_verdict_rate)
+    return generic_answer(user, seed)

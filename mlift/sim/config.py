@@ -1,0 +1,54 @@
+"""The simulator's settings: limits, latency, fault rates, seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from mlift.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """What the simulator enforces and injects.
+
+    ``rpm``/``tpm`` are per-API-key limits (None = unlimited); ``burst_s`` is
+    the bucket capacity in seconds of the limit (1.0: up to rpm/60 requests at
+    once). Fault rates are probabilities per accepted request, drawn in this
+    order from one seeded RNG: error (5xx/529), timeout (hang for ``hang_s``),
+    drop (connection cut mid-body), malformed (200 with a body that is not
+    JSON). ``bad_verdict_rate`` is the share of judge answers that carry no
+    score. ``require_key`` makes every route demand that API key.
+    """
+
+    rpm: float | None = None
+    tpm: float | None = None
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    timeout_rate: float = 0.0
+    drop_rate: float = 0.0
+    malformed_rate: float = 0.0
+    hang_s: float = 90.0
+    burst_s: float = 1.0
+    seed: int = 0
+    require_key: str | None = None
+    bad_verdict_rate: float = 0.02
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_rate") and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"sim: {f.name} must be between 0 and 1, got {value}")
+        for name in ("rpm", "tpm"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"sim: {name} must be positive (or unset for no limit), "
+                                  f"got {value}")
+        for name in ("latency_ms", "jitter_ms", "hang_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"sim: {name} must not be negative, got {getattr(self, name)}")
+        if self.burst_s <= 0:
+            raise ConfigError(f"sim: burst_s must be positive, got {self.burst_s}")
+        total = self.error_rate + self.timeout_rate + self.drop_rate + self.malformed_rate
+        if total > 1.0:
+            raise ConfigError(f"sim: the fault rates add up to {total:.3f}, more than 1")

@@ -1,0 +1,310 @@
+"""The simulator's HTTP server (aiohttp): routes, auth, limits, faults, answers."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from types import TracebackType
+from typing import Any, Literal
+
+from aiohttp import web
+
+from mlift.sim import wire
+from mlift.sim.answers import answer
+from mlift.sim.config import SimConfig
+from mlift.sim.limiter import Decision, KeyLimits
+from mlift.sim.stats import Stats
+from mlift.tokens import count_chat_tokens, count_tokens, truncate_tokens, warm_up
+
+Dialect = Literal["openai", "anthropic"]
+_JSON_TYPE = "application/json"
+_SSE_TYPE = "text/event-stream; charset=utf-8"
+
+
+@lru_cache(maxsize=8192)
+def _cached_answer(model: str, system: str, messages: tuple[tuple[str, str], ...],
+                   max_tokens: int | None, seed: int, bad_verdict_rate: float,
+                   ) -> tuple[str, str, int]:
+    """(text, finish_reason, completion tokens); answers are pure, so repeats are free."""
+    text = answer(system, messages, seed, bad_verdict_rate)
+    cut = False
+    if max_tokens is not None:
+        text, cut = truncate_tokens(text, max_tokens, model)
+    return text, "length" if cut else "stop", count_tokens(text, model)
+
+
+@lru_cache(maxsize=8192)
+def _prompt_tokens(model: str, system: str, messages: tuple[tuple[str, str], ...],
+                   dialect: Dialect) -> int:
+    if dialect == "anthropic" and system:
+        return count_chat_tokens((("system", system), *messages), model)
+    return count_chat_tokens(messages, model)
+
+
+def _mask(key: str) -> str:
+    return f"{key[:3]}{'*' * (len(key) - 7)}{key[-4:]}" if len(key) >= 12 else "*" * len(key)
+
+
+class SimServer:
+    """The simulator on a loopback port; see :mod:`mlift.sim` for what it does.
+
+    ``clock`` (monotonic seconds) drives all rate-limit arithmetic and the
+    window statistics, so tests can use virtual time.
+    """
+
+    def __init__(self, config: SimConfig | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config or SimConfig()
+        self._clock = clock
+        self._rng = random.Random(self.config.seed)
+        self._stats = Stats()
+        self._limits: dict[str, KeyLimits] = {}
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+        self._app = web.Application(client_max_size=32 * 1024 * 1024)
+        self._app.router.add_post("/v1/chat/completions", self._openai)
+        self._app.router.add_post("/v1/messages", self._anthropic)
+        self._app.router.add_get("/v1/models", self._models)
+        self._app.router.add_get("/stats", self._get_stats)
+        self._app.router.add_post("/stats/reset", self._reset_stats)
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen on ``host:port`` (0 = a free port); loads the tokenizers off the loop first."""
+        if self._runner is not None:
+            raise RuntimeError("SimServer already started")
+        await asyncio.to_thread(lambda: [warm_up(m) for m in ("gpt-4o", "gpt-4")])
+        # handler_cancellation: a client that goes away cancels its handler, so a
+        # hanging "timeout" fault ends with the connection.
+        runner = web.AppRunner(self._app, access_log=None, handler_cancellation=True,
+                               shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        bound = runner.addresses[0]
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        self._url = f"http://{shown}:{bound[1]}"
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT`` (OpenAI SDKs want ``base_url + "/v1"``, Anthropic's this)."""
+        if self._url is None:
+            raise RuntimeError("SimServer not started")
+        return self._url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> SimServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    def stats(self) -> dict[str, Any]:
+        """The counters ``GET /stats`` serves."""
+        return self._stats.snapshot()
+
+    # ---- small routes ---------------------------------------------------------------------
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        anthropic = "x-api-key" in request.headers or "anthropic-version" in request.headers
+        denied = self._check_key(request, "anthropic" if anthropic else "openai")
+        return denied or web.Response(body=wire.models_list(), content_type=_JSON_TYPE)
+
+    async def _get_stats(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self._stats.snapshot())
+
+    async def _reset_stats(self, request: web.Request) -> web.StreamResponse:
+        self._stats.reset()
+        return web.json_response({"reset": True})
+
+    # ---- completions ----------------------------------------------------------------------
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, "openai")
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, "anthropic")
+
+    @staticmethod
+    def _key(request: web.Request) -> str | None:
+        auth = request.headers.get("Authorization", "")
+        if auth[:7].lower() == "bearer ":
+            return auth[7:].strip()
+        return request.headers.get("x-api-key")
+
+    def _check_key(self, request: web.Request, dialect: Dialect) -> web.Response | None:
+        want = self.config.require_key
+        if want is None:
+            return None
+        key = self._key(request)
+        if key == want:
+            return None
+        rid = os.urandom(12).hex()
+        if dialect == "anthropic":
+            msg = "invalid x-api-key" if key else "x-api-key header is required"
+            body = wire.anthropic_error("authentication_error", msg, f"req_{rid}")
+            headers = {"request-id": f"req_{rid}"}
+        else:
+            msg = (f"Incorrect API key provided: {_mask(key)}. You can find your API key at "
+                   "https://platform.openai.com/account/api-keys." if key else
+                   "You didn't provide an API key. You need to provide your API key in an "
+                   "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+            body = wire.openai_error(401, msg, "invalid_request_error",
+                                     code="invalid_api_key" if key else None)
+            headers = {"x-request-id": f"req_{rid}"}
+        return web.Response(status=401, body=body, content_type=_JSON_TYPE, headers=headers)
+
+    def _error(self, dialect: Dialect, rid: str, status: int, err: wire.WireError,
+               headers: dict[str, str] | None = None) -> web.Response:
+        if dialect == "anthropic":
+            body = wire.anthropic_error(err.kind, err.message, f"req_{rid}")
+            hdrs = {"request-id": f"req_{rid}"}
+        else:
+            body = wire.openai_error(status, err.message, err.kind, err.param, err.code)
+            hdrs = {"x-request-id": f"req_{rid}"}
+        hdrs.update(headers or {})
+        return web.Response(status=status, body=body, content_type=_JSON_TYPE, headers=hdrs)
+
+    async def _complete(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
+        self._stats.arrived()
+        status: int | str = 500
+        try:
+            response = await self._handle(request, dialect)
+            # Only a dropped answer is already sent (prepared) when it gets here.
+            status = "dropped" if response.prepared else response.status
+            return response
+        except asyncio.CancelledError:
+            status = 499  # the client went away (nginx's code for it)
+            raise
+        finally:
+            self._stats.finished(status)
+
+    async def _handle(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
+        denied = self._check_key(request, dialect)
+        if denied is not None:
+            return denied
+        rid = os.urandom(12).hex()
+        try:
+            obj = wire.load_json(await request.read())
+            req = wire.parse_openai(obj) if dialect == "openai" else wire.parse_anthropic(obj)
+        except wire.WireError as err:
+            return self._error(dialect, rid, err.status, err)
+        cfg = self.config
+        prompt = _prompt_tokens(req.model, req.system, req.messages, dialect)
+        charge = prompt + (req.max_tokens or wire.DEFAULT_MAX_TOKENS)
+        key = self._key(request) or ""
+        admitted_at = self._clock()
+        limits = self._limits.get(key)
+        if limits is None:
+            limits = self._limits[key] = KeyLimits(cfg.rpm, cfg.tpm, cfg.burst_s, admitted_at)
+        decision = limits.offer(charge, admitted_at)
+        limit_headers = (wire.openai_limit_headers(decision) if dialect == "openai"
+                         else wire.anthropic_limit_headers(decision))
+        if not decision.admitted:
+            return self._rate_limited(dialect, rid, req, decision, charge, limit_headers)
+
+        fault = self._draw_fault()
+        delay = cfg.latency_ms + (self._rng.uniform(-cfg.jitter_ms, cfg.jitter_ms)
+                                  if cfg.jitter_ms else 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay / 1000)
+        if fault == "timeout":
+            await asyncio.sleep(cfg.hang_s)  # cancelled if the client disconnects
+        if fault == "error":
+            return self._server_error(dialect, rid)
+
+        text, finish, completion = _cached_answer(req.model, req.system, req.messages,
+                                                  req.max_tokens, cfg.seed,
+                                                  cfg.bad_verdict_rate)
+        usage = (prompt, completion)
+        if req.stream:
+            build = wire.openai_stream if dialect == "openai" else wire.anthropic_stream
+            body, ctype = build(rid, req, text, finish, usage), _SSE_TYPE
+        else:
+            build = wire.openai_completion if dialect == "openai" else wire.anthropic_message
+            body, ctype = build(rid, req, text, finish, usage), _JSON_TYPE
+        headers = {"x-request-id" if dialect == "openai" else "request-id": f"req_{rid}",
+                   **limit_headers}
+        if fault == "drop":
+            return await self._drop(request, body, ctype, headers)
+        if fault == "malformed":
+            body = (b"data: {\"choices\": [{\"delta\": \n\n" if req.stream
+                    else body[: len(body) // 2] + b"<!-- upstream error -->")
+        else:
+            self._stats.answered(admitted_at, charge, prompt, completion)
+        return web.Response(body=body, headers={"Content-Type": ctype, **headers})
+
+    def _draw_fault(self) -> str | None:
+        cfg = self.config
+        if not (cfg.error_rate or cfg.timeout_rate or cfg.drop_rate or cfg.malformed_rate):
+            return None
+        u = self._rng.random()
+        for kind, rate in (("error", cfg.error_rate), ("timeout", cfg.timeout_rate),
+                           ("drop", cfg.drop_rate), ("malformed", cfg.malformed_rate)):
+            if u < rate:
+                self._stats.fault(kind)
+                return kind
+            u -= rate
+        return None
+
+    def _server_error(self, dialect: Dialect, rid: str) -> web.Response:
+        if dialect == "anthropic":
+            status = self._rng.choice((500, 503, 529))
+            kind, msg = {500: ("api_error", "Internal server error"),
+                         503: ("api_error", "Service unavailable"),
+                         529: ("overloaded_error", "Overloaded")}[status]
+            return self._error(dialect, rid, status, wire.WireError(status, msg, kind=kind))
+        status = self._rng.choice((500, 503))
+        msg = ("The server had an error while processing your request. Sorry about that!"
+               if status == 500 else "The engine is currently overloaded, please try again later.")
+        return self._error(dialect, rid, status, wire.WireError(status, msg, kind="server_error"))
+
+    def _rate_limited(self, dialect: Dialect, rid: str, req: wire.ChatRequest,
+                      decision: Decision, charge: int, headers: dict[str, str]) -> web.Response:
+        cfg = self.config
+        by = decision.refused_by or "requests"
+        limit = int((cfg.tpm if by == "tokens" else cfg.rpm) or 0)
+        asked = charge if by == "tokens" else 1
+        hdrs = dict(headers)
+        if math.isinf(decision.wait_s):
+            hdrs["x-should-retry"] = "false"  # no wait would ever let it through
+            msg = (f"Request too large for {req.model} in organization org-mlift-sim on tokens "
+                   f"per min (TPM): Limit {limit}, Requested {charge}. The input or output "
+                   "tokens must be reduced in order to run successfully.")
+        else:
+            hdrs.update(wire.retry_headers(decision.wait_s))
+            unit = "tokens per min (TPM)" if by == "tokens" else "requests per min (RPM)"
+            msg = (f"Rate limit reached for {req.model} in organization org-mlift-sim on {unit}: "
+                   f"Limit {limit}, Used {decision.used}, Requested {asked}. Please try again in "
+                   f"{wire.go_duration(decision.wait_s)}. (mlift simulator)")
+        if dialect == "anthropic":
+            err = wire.WireError(429, msg.replace(" in organization org-mlift-sim", ""),
+                                 kind="rate_limit_error")
+        else:
+            err = wire.WireError(429, msg, kind=by, code="rate_limit_exceeded")
+        return self._error(dialect, rid, 429, err, hdrs)
+
+    async def _drop(self, request: web.Request, body: bytes, ctype: str,
+                    headers: dict[str, str]) -> web.StreamResponse:
+        """Send the status line, headers and half the body, then cut the connection."""
+        response = web.StreamResponse(status=200, headers={"Content-Type": ctype, **headers})
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+        transport = request.transport
+        if transport is not None:
+            transport.close()  # flushes what was written, then closes: a truncated body
+        return response

@@ -1,0 +1,285 @@
+"""The two wire dialects: request parsing, answer bodies, errors, headers, SSE.
+
+Bodies and header names follow what OpenAI and Anthropic document and send,
+closely enough that their official SDKs parse them, raise their own error
+classes and honour ``retry-after``. Everything here is pure (bytes in, bytes
+and dicts out); the server decides what to send.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mlift.sim.limiter import Decision, LimitState
+
+# Token charge when a request names no max_tokens (OpenAI then reserves the
+# model's output limit; a fixed, documented figure keeps the charge predictable).
+DEFAULT_MAX_TOKENS = 1024
+OPENAI_MODELS = ("default", "gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-3.5-turbo")
+ANTHROPIC_MODELS = ("claude-3-5-haiku-latest", "claude-sonnet-4-5")
+_JSON = {"separators": (",", ":"), "ensure_ascii": False}
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, **_JSON).encode()  # type: ignore[arg-type]
+
+
+class WireError(Exception):
+    """A request the simulator refuses with a 4xx (the body is built per dialect)."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None,
+                 code: str | None = None, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.kind = (
+            status, message, param, code, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """What either dialect's request boils down to."""
+
+    model: str
+    system: str
+    messages: tuple[tuple[str, str], ...]
+    max_tokens: int | None
+    stream: bool
+    include_usage: bool
+
+
+def _text(content: Any, where: str) -> str:
+    """Message content as text: a string, or a list of text blocks/parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for i, block in enumerate(content):
+            if not isinstance(block, dict):
+                raise WireError(400, f"{where}.{i}: expected an object")
+            if block.get("type", "text") == "text":
+                text = block.get("text")
+                if not isinstance(text, str):
+                    raise WireError(400, f"{where}.{i}.text: Field required")
+                parts.append(text)
+        return "\n".join(parts)
+    if content is None:
+        return ""
+    raise WireError(400, f"{where}: expected a string or a list of content blocks")
+
+
+def _positive_int(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise WireError(400, f"Invalid '{name}': expected an integer of at least 1, "
+                             f"got {value!r}.", param=name, code="invalid_value")
+    return value
+
+
+def load_json(raw: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        raise WireError(400, "We could not parse the JSON body of your request. The API "
+                             "expects a JSON payload, but what was sent was not valid JSON.",
+                        ) from None
+    if not isinstance(obj, dict):
+        raise WireError(400, "The request body must be a JSON object.")
+    return obj
+
+
+def parse_openai(obj: dict[str, Any]) -> ChatRequest:
+    model = obj.get("model")
+    if not isinstance(model, str) or not model:
+        raise WireError(400, "you must provide a model parameter", param="model")
+    messages = obj.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise WireError(400, "Missing required parameter: 'messages'.", param="messages",
+                        code="missing_required_parameter")
+    system: list[str] = []
+    chat: list[tuple[str, str]] = []
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
+            raise WireError(400, f"Missing required parameter: 'messages[{i}].role'.",
+                            param=f"messages[{i}].role", code="missing_required_parameter")
+        text = _text(msg.get("content"), f"messages[{i}].content")
+        role = "system" if msg["role"] in ("system", "developer") else msg["role"]
+        if role == "system":
+            system.append(text)
+        chat.append((role, text))
+    max_tokens = _positive_int(obj.get("max_completion_tokens"), "max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = _positive_int(obj.get("max_tokens"), "max_tokens")
+    options = obj.get("stream_options") or {}
+    return ChatRequest(model, "\n\n".join(system), tuple(chat), max_tokens,
+                       bool(obj.get("stream")),
+                       bool(isinstance(options, dict) and options.get("include_usage")))
+
+
+def parse_anthropic(obj: dict[str, Any]) -> ChatRequest:
+    for name in ("model", "messages", "max_tokens"):
+        if obj.get(name) is None:
+            raise WireError(400, f"{name}: Field required")
+    model, messages = obj["model"], obj["messages"]
+    if not isinstance(model, str) or not model:
+        raise WireError(400, "model: Input should be a valid string")
+    if not isinstance(messages, list) or not messages:
+        raise WireError(400, "messages: at least one message is required")
+    max_tokens = _positive_int(obj["max_tokens"], "max_tokens")
+    system = _text(obj.get("system"), "system")
+    chat: list[tuple[str, str]] = []
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
+            raise WireError(400, f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        chat.append((msg["role"], _text(msg.get("content"), f"messages.{i}.content")))
+    return ChatRequest(model, system, tuple(chat), max_tokens, bool(obj.get("stream")), True)
+
+
+# ---- bodies -------------------------------------------------------------------------------
+
+def openai_error(status: int, message: str, kind: str, param: str | None = None,
+                 code: str | None = None) -> bytes:
+    return dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
+
+
+def anthropic_error(kind: str, message: str, request_id: str) -> bytes:
+    return dumps({"type": "error", "error": {"type": kind, "message": message},
+                  "request_id": request_id})
+
+
+def openai_completion(rid: str, req: ChatRequest, text: str, finish: str, usage: tuple[int, int],
+                      ) -> bytes:
+    return dumps({
+        "id": f"chatcmpl-{rid}", "object": "chat.completion", "created": int(time.time()),
+        "model": req.model, "system_fingerprint": "fp_mlift_sim",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text,
+                                             "refusal": None},
+                     "logprobs": None, "finish_reason": finish}],
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
+                  "total_tokens": usage[0] + usage[1]}})
+
+
+def anthropic_message(rid: str, req: ChatRequest, text: str, finish: str,
+                      usage: tuple[int, int]) -> bytes:
+    return dumps({
+        "id": f"msg_{rid}", "type": "message", "role": "assistant", "model": req.model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "max_tokens" if finish == "length" else "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": usage[0], "output_tokens": usage[1]}})
+
+
+def _pieces(text: str, size: int = 24) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+
+
+def openai_stream(rid: str, req: ChatRequest, text: str, finish: str,
+                  usage: tuple[int, int]) -> bytes:
+    """The whole SSE body of a streamed chat completion."""
+    base = {"id": f"chatcmpl-{rid}", "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": req.model,
+            "system_fingerprint": "fp_mlift_sim"}
+    extra = {"usage": None} if req.include_usage else {}
+
+    def chunk(delta: dict[str, Any], reason: str | None) -> bytes:
+        body = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                     "finish_reason": reason}], **extra}
+        return b"data: " + dumps(body) + b"\n\n"
+
+    out = [chunk({"role": "assistant", "content": "", "refusal": None}, None)]
+    out.extend(chunk({"content": piece}, None) for piece in _pieces(text))
+    out.append(chunk({}, finish))
+    if req.include_usage:
+        out.append(b"data: " + dumps({**base, "choices": [], "usage": {
+            "prompt_tokens": usage[0], "completion_tokens": usage[1],
+            "total_tokens": usage[0] + usage[1]}}) + b"\n\n")
+    out.append(b"data: [DONE]\n\n")
+    return b"".join(out)
+
+
+def anthropic_stream(rid: str, req: ChatRequest, text: str, finish: str,
+                     usage: tuple[int, int]) -> bytes:
+    """The whole SSE body of a streamed message, in Anthropic's event order."""
+    def event(name: str, data: dict[str, Any]) -> bytes:
+        return b"event: " + name.encode() + b"\ndata: " + dumps(data) + b"\n\n"
+
+    out = [event("message_start", {"type": "message_start", "message": {
+        "id": f"msg_{rid}", "type": "message", "role": "assistant", "model": req.model,
+        "content": [], "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": usage[0], "output_tokens": 1}}}),
+        event("content_block_start", {"type": "content_block_start", "index": 0,
+                                      "content_block": {"type": "text", "text": ""}}),
+        event("ping", {"type": "ping"})]
+    out.extend(event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                             "delta": {"type": "text_delta", "text": piece}})
+               for piece in _pieces(text))
+    out += [event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            event("message_delta", {"type": "message_delta", "delta": {
+                "stop_reason": "max_tokens" if finish == "length" else "end_turn",
+                "stop_sequence": None}, "usage": {"output_tokens": usage[1]}}),
+            event("message_stop", {"type": "message_stop"})]
+    return b"".join(out)
+
+
+def models_list() -> bytes:
+    """One list both SDKs parse (OpenAI's fields plus Anthropic's)."""
+    created = 1_700_000_000
+    data = [{"id": m, "object": "model", "created": created, "owned_by": "mlift-sim",
+             "type": "model", "display_name": f"{m} (simulated)",
+             "created_at": "2023-11-14T22:13:20Z"} for m in OPENAI_MODELS + ANTHROPIC_MODELS]
+    return dumps({"object": "list", "data": data, "has_more": False,
+                  "first_id": data[0]["id"], "last_id": data[-1]["id"]})
+
+
+# ---- rate-limit headers -------------------------------------------------------------------
+
+def go_duration(seconds: float) -> str:
+    """OpenAI's reset format: ``120ms``, ``1.5s``, ``6m0s``, ``1h2m3s``."""
+    if seconds < 1:
+        return f"{math.ceil(seconds * 1000)}ms"
+    if seconds < 60:
+        return f"{math.ceil(seconds * 1000) / 1000:g}s"
+    total = math.ceil(seconds)
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m}m{s}s" if h else f"{m}m{s}s"
+
+
+def rfc3339(seconds_from_now: float) -> str:
+    at = datetime.fromtimestamp(time.time() + seconds_from_now, tz=UTC)
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def openai_limit_headers(decision: Decision) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, state in (("requests", decision.requests), ("tokens", decision.tokens)):
+        if state is not None:
+            headers[f"x-ratelimit-limit-{name}"] = str(state.limit)
+            headers[f"x-ratelimit-remaining-{name}"] = str(state.remaining)
+            headers[f"x-ratelimit-reset-{name}"] = go_duration(state.reset_s)
+    return headers
+
+
+def anthropic_limit_headers(decision: Decision) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    states: tuple[tuple[str, LimitState | None], ...] = (
+        ("requests", decision.requests), ("tokens", decision.tokens))
+    for name, state in states:
+        if state is not None:
+            headers[f"anthropic-ratelimit-{name}-limit"] = str(state.limit)
+            headers[f"anthropic-ratelimit-{name}-remaining"] = str(state.remaining)
+            headers[f"anthropic-ratelimit-{name}-reset"] = rfc3339(state.reset_s)
+    return headers
+
+
+def retry_headers(wait_s: float) -> dict[str, str]:
+    """``retry-after`` (whole seconds, rounded up) and ``retry-after-ms`` (rounded up + 1 ms).
+
+    Both round up, so a client that waits either one and retries finds room.
+    """
+    ms = math.ceil(wait_s * 1000) + 1
+    return {"retry-after": str(math.ceil(ms / 1000)), "retry-after-ms": str(ms)}
