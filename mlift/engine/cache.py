@@ -1,0 +1,379 @@
+"""The response cache: content-addressed, JSON on disk, off the event loop.
+
+Every model answer mlift pays for is kept, so re-running a pipeline, sweeping
+λ or resuming after a crash costs nothing for calls already made. The key is
+a pure function of what determines the answer (``cache_key``); the value is
+the completion as JSON text. Only complete successes are stored: errors never
+are, and neither are answers stopped for any reason other than ``stop`` or
+``length`` (a ``length`` answer is the deterministic result of the same
+request with the same ``max_tokens``, which is part of the key, so caching it
+is correct).
+
+Storage is diskcache (SQLite plus files), chosen because it is process-safe
+and survives kill -9. Three of its defaults are wrong for this use and are
+overridden:
+
+- size: its 1 GB ``size_limit`` silently evicts paid answers. Eviction is
+  switched off (``eviction_policy="none"``); ``size_limit_bytes`` is kept as
+  a soft limit that logs a warning once when passed (``mlift cache clear``
+  frees space). Dropping paid-for answers behind the user's back is worse
+  than using disk.
+- pickle: values are stored as ``str`` only (``_JSONTextDisk``), and a value
+  stored in any other mode is refused on read rather than unpickled, so a
+  tampered cache directory cannot run code.
+- blocking: every SQLite call runs on one dedicated worker thread, which
+  serves queued gets and puts in batches; diskcache keeps one connection per
+  thread, so this also means exactly one connection, closed by ``close()`` on
+  the thread that opened it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import diskcache  # type: ignore[import-untyped]  # diskcache ships no type hints
+import platformdirs
+
+from mlift.errors import ConfigError
+from mlift.providers.base import Endpoint
+from mlift.types import Completion, Request
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+KEY_SCHEMA: Final = "mlift-cache-v1"  # bump to invalidate every key at once
+VALUE_SCHEMA: Final = 1
+CACHEABLE_FINISH: Final = frozenset({"stop", "length"})
+DEFAULT_SIZE_LIMIT: Final = 50 * 2**30
+# A base URL of None means the SDK default; spell it out so that a profile
+# naming the default URL explicitly shares answers with one that does not.
+_DEFAULT_BASE_URLS: Final = {"openai": "https://api.openai.com/v1",
+                             "anthropic": "https://api.anthropic.com"}
+# Sentinel for "no entry": distinct from any JSON value a cache could hold.
+_MISS: Final = object()
+
+
+def _normalise_base_url(kind: str, base_url: str | None) -> str:
+    """Scheme and host lower-cased, no trailing slash; the simulator's URL is dropped.
+
+    The in-process simulator listens on a new ephemeral port each run and its
+    answers depend only on the request, so its URL must not split the cache.
+    """
+    if kind == "sim":
+        return ""
+    url = base_url or _DEFAULT_BASE_URLS.get(kind, "")
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
+
+
+def _canonical_params(params: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in params:
+        try:
+            json.dumps(value, allow_nan=False, sort_keys=True)
+        except (TypeError, ValueError):
+            raise ConfigError(f"generation parameter {name!r}={value!r} is not plain JSON "
+                              f"(str, number, bool, null, list, object; no NaN)") from None
+        out[name] = value
+    return out
+
+
+def cache_key(request: Request, endpoint: Endpoint) -> str:
+    """The sha256 hex of everything that determines the answer, and nothing else.
+
+    Keyed: provider kind, normalised base URL, model, max_tokens,
+    temperature, extra params (order-insensitive), the rendered messages and
+    the prompt's ``id@version#hash``. Not keyed: the API key, the profile name
+    (two profiles for the same server and model share answers), the stage and
+    the item id (identical requests from different items are one call).
+    """
+    if not math.isfinite(request.temperature):
+        raise ConfigError(f"temperature must be a finite number, got {request.temperature!r}")
+    payload = {
+        "schema": KEY_SCHEMA,
+        "kind": endpoint.kind,
+        "base_url": _normalise_base_url(endpoint.kind, endpoint.base_url),
+        "model": endpoint.model,
+        "max_tokens": int(request.max_tokens),
+        "temperature": float(request.temperature),
+        "params": _canonical_params(request.params),
+        "messages": [[m.role, m.content] for m in request.messages],
+        "prompt": request.prompt,
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def default_cache_dir(cli_value: str | None) -> Path:
+    """Where the cache lives: ``--cache-dir``, else ``$MLIFT_CACHE_DIR``, else the user cache dir.
+
+    The one place the cache location is read from the environment.
+    """
+    chosen = cli_value or os.environ.get("MLIFT_CACHE_DIR") or platformdirs.user_cache_dir("mlift")
+    return Path(chosen).expanduser()
+
+
+class _JSONTextDisk(diskcache.Disk):  # type: ignore[misc]  # untyped base class
+    """A diskcache Disk that stores text only and refuses to unpickle on read."""
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+        if read or not isinstance(value, str):
+            raise TypeError("the response cache stores JSON text only")
+        return super().store(value, read, key=key)
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        if mode not in (diskcache.core.MODE_RAW, diskcache.core.MODE_TEXT):
+            raise ValueError(f"cache entry stored in mode {mode}; only JSON text is read")
+        return super().fetch(mode, filename, value, read)
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    """One queued get (``text is None``) or put, with where to deliver its result."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    key: str
+    text: str | None = None
+
+
+def _deliver(results: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, value in results:
+        if future.done():  # the waiter was cancelled
+            continue
+        if isinstance(value, BaseException):
+            future.set_exception(value)
+        else:
+            future.set_result(value)
+
+
+class ResponseCache:
+    """Completions by ``cache_key``: async get/put for the engine, sync admin calls for the CLI.
+
+    A hit comes back with ``cached=True``, ``cost_usd=0``, ``attempts=0`` and
+    ``latency_s=0``: nothing was sent, so nothing was paid or waited for. An
+    entry that cannot be read (corrupt, foreign, wrong schema) is a logged
+    miss, never a crash; the next successful answer for that key replaces it.
+
+    Gets and puts are micro-batched: calls made while the worker thread is
+    busy queue up and are served by its next pass, consecutive puts in one
+    SQLite transaction. So many concurrent callers cost one thread hop per
+    batch, not one per call, and a lone caller still waits only one hop.
+    """
+
+    def __init__(self, directory: Path | str, *,
+                 size_limit_bytes: int = DEFAULT_SIZE_LIMIT) -> None:
+        self.directory = Path(directory).expanduser()
+        self.size_limit_bytes = int(size_limit_bytes)
+        if self.size_limit_bytes <= 0:
+            raise ConfigError(f"cache size limit must be positive, got {size_limit_bytes}")
+        self.hits = 0
+        self.misses = 0
+        self.stores = 0
+        self._stored_since_check = 0
+        self._warned_full = False
+        self._closed = False
+        self._lock = threading.Lock()
+        self._pending: list[_Op] = []
+        self._draining = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlift-cache")
+        try:
+            self._cache = self._executor.submit(self._open).result()
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
+
+    @classmethod
+    async def open(cls, directory: Path | str, *,
+                   size_limit_bytes: int = DEFAULT_SIZE_LIMIT) -> ResponseCache:
+        """Construct without blocking the event loop (opening SQLite touches the disk)."""
+        return await asyncio.to_thread(cls, directory, size_limit_bytes=size_limit_bytes)
+
+    def _open(self) -> Any:
+        try:
+            return diskcache.Cache(str(self.directory), disk=_JSONTextDisk,
+                                   size_limit=self.size_limit_bytes, eviction_policy="none",
+                                   # every value in SQLite up to 64 KiB: fewer small files
+                                   disk_min_file_size=64 * 1024)
+        except OSError as exc:
+            raise ConfigError(f"cannot open the response cache at {self.directory}: "
+                              f"{exc.strerror or exc}; choose another with --cache-dir or "
+                              f"MLIFT_CACHE_DIR") from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"response cache at {self.directory} is closed")
+
+    # -- the worker thread ---------------------------------------------------
+
+    def _enqueue(self, key: str, text: str | None) -> asyncio.Future[Any]:
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._lock:
+            self._pending.append(_Op(loop, future, key, text))
+            start, self._draining = not self._draining, True
+        if start:
+            self._executor.submit(self._drain)
+        return future
+
+    def _drain(self) -> None:
+        """Serve queued operations until the queue is empty (runs on the worker thread)."""
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._draining = False
+                    return
+            results: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+            try:
+                values = self._serve(batch)
+            except BaseException as exc:  # a bug here must not leave waiters hanging
+                values = [exc] * len(batch)
+            for op, value in zip(batch, values, strict=True):
+                results.setdefault(op.loop, []).append((op.future, value))
+            for loop, items in results.items():
+                with contextlib.suppress(RuntimeError):  # loop closed: nobody waits
+                    loop.call_soon_threadsafe(_deliver, items)
+
+    def _serve(self, batch: list[_Op]) -> list[Any]:
+        values: list[Any] = []
+        i = 0
+        while i < len(batch):
+            if batch[i].text is None:
+                values.append(self._get_blocking(batch[i].key))
+                i += 1
+                continue
+            j = i
+            while j < len(batch) and batch[j].text is not None:
+                j += 1
+            values.extend([self._put_blocking(batch[i:j])] * (j - i))
+            i = j
+        return values
+
+    def _get_blocking(self, key: str) -> Completion | None:
+        try:
+            raw = self._cache.get(key, default=_MISS, retry=True)
+        except Exception as exc:  # sqlite/IO/refused mode: unreadable is a miss
+            log.warning("response cache %s: unreadable entry %s… treated as a miss (%s: %s)",
+                        self.directory, key[:12], type(exc).__name__, exc)
+            return None
+        if raw is _MISS:
+            return None
+        try:
+            data = json.loads(raw)
+            if data.get("schema") != VALUE_SCHEMA:
+                raise ValueError(f"schema {data.get('schema')!r}")
+            stored = Completion.from_json(data["completion"])
+            if stored.finish_reason not in CACHEABLE_FINISH:
+                raise ValueError(f"finish_reason {stored.finish_reason!r}")
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.warning("response cache %s: corrupt entry %s… treated as a miss (%s: %s)",
+                        self.directory, key[:12], type(exc).__name__, exc)
+            return None
+        return replace(stored, cached=True, cost_usd=0.0, latency_s=0.0, attempts=0)
+
+    def _put_blocking(self, ops: list[_Op]) -> bool:
+        """Write consecutive puts in one transaction; a failed write is logged, not raised.
+
+        The answer was paid for and is valid whether or not it could be cached,
+        so a full disk must not fail the item.
+        """
+        try:
+            with self._cache.transact(retry=True):
+                for op in ops:
+                    self._cache.set(op.key, op.text, retry=True)
+        except Exception as exc:
+            log.warning("response cache %s: could not store %d answer(s) (%s: %s)",
+                        self.directory, len(ops), type(exc).__name__, exc)
+            return False
+        self._stored_since_check += len(ops)
+        if self._stored_since_check >= 1000 and not self._warned_full:
+            self._stored_since_check = 0
+            if self._cache.volume() > self.size_limit_bytes:
+                self._warned_full = True
+                log.warning("response cache %s holds more than its %.1f GB limit; nothing "
+                            "is evicted (paid answers are kept). Free space with "
+                            "`mlift cache clear`.", self.directory, self.size_limit_bytes / 1e9)
+        return True
+
+    # -- the engine's API --------------------------------------------------
+
+    async def get(self, key: str) -> Completion | None:
+        """The stored completion for ``key``, or None on a miss."""
+        found: Completion | None = await self._enqueue(key, None)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    async def put(self, key: str, completion: Completion) -> bool:
+        """Store a complete success; returns whether it was stored.
+
+        Answers that came from the cache and answers that did not finish with
+        ``stop`` or ``length`` (content filter, tool call, …) are not stored.
+        """
+        if completion.cached or completion.finish_reason not in CACHEABLE_FINISH:
+            return False
+        text = json.dumps({"schema": VALUE_SCHEMA, "completion": completion.to_json()},
+                          ensure_ascii=False, separators=(",", ":"))
+        stored: bool = await self._enqueue(key, text)
+        self.stores += stored
+        return stored
+
+    # -- admin (CLI, tests) --------------------------------------------------
+
+    def _run_sync(self, fn: Callable[[], T]) -> T:
+        self._check_open()
+        return self._executor.submit(fn).result()
+
+    def stats(self) -> dict[str, Any]:
+        """Entries, bytes on disk, location, limit, and this process's hits/misses/stores."""
+        entries, size = self._run_sync(lambda: (len(self._cache), self._cache.volume()))
+        return {"directory": str(self.directory), "entries": int(entries),
+                "size_bytes": int(size), "size_limit_bytes": self.size_limit_bytes,
+                "hits": self.hits, "misses": self.misses, "stores": self.stores}
+
+    def clear(self) -> int:
+        """Delete every entry; returns how many were removed."""
+        return int(self._run_sync(lambda: self._cache.clear(retry=True)))
+
+    def close(self) -> None:
+        """Close the SQLite connection on its own thread and stop the thread. Idempotent.
+
+        Operations already queued are served first (the worker is first in, first out).
+        """
+        if self._closed:
+            return
+        try:
+            self._run_sync(self._cache.close)
+        finally:
+            self._closed = True
+            self._executor.shutdown(wait=True)
+
+    async def aclose(self) -> None:
+        """``close()`` without blocking the event loop."""
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> ResponseCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
