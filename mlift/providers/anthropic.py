@@ -1,0 +1,170 @@
+"""Anthropic's Messages API through the official ``AsyncAnthropic`` client.
+
+Built with ``max_retries=0`` (the engine owns retries) and a generous timeout
+(the engine cancels hung requests sooner). System text travels apart from the
+messages, as the API wants; the answer is the concatenated text blocks.
+
+``Request.temperature`` is not sent: the API version this SDK speaks
+(``anthropic-version`` 2026-10-21) rejects every sampling parameter, even at
+its default, and the SDK no longer offers them. Whoever targets a server that
+still takes them can pass ``temperature`` in ``Request.params``, which are sent
+verbatim. The
+``anthropic-ratelimit-*`` headers (resets as RFC 3339 timestamps) are read
+from the raw response for the engine's limiter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import httpx2
+
+from mlift.errors import (
+    AuthError,
+    MalformedResponse,
+    PermanentError,
+    ProviderError,
+    ProviderTimeout,
+    ServerError,
+    TransientError,
+)
+from mlift.providers.base import Endpoint
+from mlift.providers.errormap import (
+    connection_error,
+    from_status,
+    from_transport,
+    json_object,
+    malformed,
+    missing_key,
+    redact,
+)
+from mlift.providers.headers import anthropic_ratelimit
+from mlift.types import Completion, FinishReason, RateLimitInfo, Request, Usage
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_TIMEOUT_S = 600.0
+RESERVED_PARAMS = frozenset({"model", "messages", "system", "stream"})
+
+_STOP: dict[str, FinishReason] = {"end_turn": "stop", "stop_sequence": "stop",
+                                  "max_tokens": "length"}
+
+# SDK exceptions that carry no HTTP status, by class name (looked up with
+# getattr so an SDK version without one of them still imports this module).
+_NON_HTTP: dict[str, type[ProviderError]] = {
+    "CredentialsError": AuthError,            # includes IdentityTokenFileError
+    "WorkloadIdentityError": AuthError,
+    "RetryableError": TransientError,         # raised by middleware to ask for a retry
+    "APIWebhookValidationError": PermanentError,
+}
+
+
+def map_error(exc: BaseException, endpoint: Endpoint) -> ProviderError:
+    """The one seam where Anthropic SDK (and leaked httpx2/JSON) errors become mlift errors."""
+    if isinstance(exc, ProviderError):
+        return exc
+    context: dict[str, Any] = {"provider": endpoint.name, "model": endpoint.model}
+    if isinstance(exc, anthropic.APIStatusError):
+        headers = exc.response.headers
+        request_id = exc.request_id or headers.get("x-request-id")
+        return from_status(endpoint, exc.status_code, exc.body, headers, request_id,
+                           error_code=getattr(exc, "error_code", None))
+    if isinstance(exc, anthropic.APIResponseValidationError):
+        return MalformedResponse(redact(exc.message, endpoint), status=exc.status_code,
+                                 **context)
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderTimeout(f"no answer within the client timeout ({endpoint.base_url})",
+                               **context)
+    if isinstance(exc, anthropic.APIConnectionError):
+        return connection_error(endpoint, exc.__cause__, DEFAULT_BASE_URL)
+    for name, cls in _NON_HTTP.items():
+        sdk_cls = getattr(anthropic, name, None)
+        if isinstance(sdk_cls, type) and isinstance(exc, sdk_cls):
+            status = getattr(exc, "status_code", None)  # a failed token exchange has one
+            if isinstance(status, int) and (status >= 500 or status in (408, 429)):
+                return from_status(endpoint, status, getattr(exc, "body", None), {},
+                                   getattr(exc, "request_id", None))
+            return cls(f"{name}: {redact(str(exc), endpoint)}", **context)
+    if isinstance(exc, anthropic.APIError):  # an error the API reported without a status
+        return ServerError(redact(exc.message, endpoint), **context)
+    mapped = from_transport(endpoint, exc)
+    if mapped is not None:
+        return mapped
+    # An SDK error class this module does not know yet: fail the item, don't retry.
+    return PermanentError(f"{type(exc).__name__}: {redact(str(exc), endpoint)}", **context)
+
+
+class AnthropicProvider:
+    """``complete()`` over ``POST {base_url}/v1/messages``."""
+
+    def __init__(self, endpoint: Endpoint, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        if not endpoint.api_key:
+            raise missing_key(endpoint)
+        self.endpoint = endpoint
+        self._client = anthropic.AsyncAnthropic(
+            api_key=endpoint.api_key, base_url=endpoint.base_url or DEFAULT_BASE_URL,
+            max_retries=0, timeout=timeout)
+
+    async def complete(self, request: Request) -> Completion:
+        kwargs = self._arguments(request)
+        try:
+            raw = await self._client.messages.with_raw_response.create(**kwargs)
+            content = await raw.read()  # the body; reading it may still fail mid-stream
+        except (anthropic.AnthropicError, httpx2.HTTPError, ValueError) as exc:
+            raise map_error(exc, self.endpoint) from exc
+        headers = raw.headers
+        request_id = headers.get("request-id") or headers.get("x-request-id")
+        data = json_object(content, self.endpoint, request_id)
+        return self._completion(data, request_id, anthropic_ratelimit(headers))
+
+    def _arguments(self, request: Request) -> dict[str, Any]:
+        params = dict(request.params)
+        bad = sorted(RESERVED_PARAMS & params.keys())
+        if bad:
+            raise PermanentError(f"params {bad} cannot be set: mlift sends them itself",
+                                 provider=self.endpoint.name, model=self.endpoint.model)
+        kwargs: dict[str, Any] = {
+            "model": self.endpoint.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.chat],
+            "max_tokens": request.max_tokens,
+        }
+        if request.system is not None:
+            kwargs["system"] = request.system
+        if params:
+            kwargs["extra_body"] = params  # sent verbatim (top_k, stop_sequences, …)
+        return kwargs
+
+    def _completion(self, data: dict[str, Any], request_id: str | None,
+                    ratelimit: RateLimitInfo | None) -> Completion:
+        request_id = request_id or (data["id"] if isinstance(data.get("id"), str) else None)
+        blocks = data.get("content")
+        if not isinstance(blocks, list):
+            error = data.get("error")
+            what = f"error in a 2xx body: {error}" if error else "no content blocks"
+            raise malformed(self.endpoint, request_id, redact(what, self.endpoint))
+        texts: list[str] = []
+        for block in blocks:
+            if isinstance(block, dict) and block.get("type") == "text":
+                text = block.get("text")
+                if not isinstance(text, str):
+                    raise malformed(self.endpoint, request_id, "a text block without text")
+                texts.append(text)
+        usage = data.get("usage")
+        if not isinstance(usage, dict) or not isinstance(usage.get("input_tokens"), int) \
+                or not isinstance(usage.get("output_tokens"), int):
+            raise malformed(self.endpoint, request_id, "no usage token counts")
+        # Cache writes and reads are input the model processed; counting them
+        # keeps the token limiter honest (prices for them differ, see estimate).
+        cached = sum(v for k in ("cache_creation_input_tokens", "cache_read_input_tokens")
+                     if isinstance(v := usage.get(k), int))
+        reason = data.get("stop_reason")
+        model = data.get("model")
+        return Completion(
+            text="".join(texts),
+            finish_reason=_STOP.get(reason, "other") if isinstance(reason, str) else "other",
+            usage=Usage(usage["input_tokens"] + cached, usage["output_tokens"]),
+            model=model if isinstance(model, str) and model else self.endpoint.model,
+            request_id=request_id, ratelimit=ratelimit)
+
+    async def aclose(self) -> None:
+        await self._client.close()

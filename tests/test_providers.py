@@ -1,0 +1,357 @@
+"""OpenAI and Anthropic providers, with their real SDKs, against a loopback HTTP server.
+
+The server below speaks just enough of ``/v1/chat/completions`` and
+``/v1/messages`` (with the real error bodies and headers) for the behaviour
+under test; the model name in a request picks what it does, so each test
+states its scenario in one word. Every behaviour is checked for both
+providers, because the engine relies on them mapping identically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from mlift.errors import (
+    AuthError,
+    ConnectionFailed,
+    MalformedResponse,
+    PermanentError,
+    ProviderTimeout,
+    RateLimited,
+    ServerError,
+    TransientError,
+)
+from mlift.providers.anthropic import AnthropicProvider
+from mlift.providers.base import Endpoint, Provider
+from mlift.providers.openai import OpenAIProvider
+from mlift.types import Message, Request
+
+KEY = "sk-test-SECRET0123456789abcdef"
+RESET_AT = "2099-01-01T00:00:00Z"
+
+
+class FakeAPI:
+    """The loopback server: records what it received, answers by model name."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.release = asyncio.Event()
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.openai)
+        app.router.add_post("/v1/messages", self.anthropic)
+        self.server = TestServer(app, host="127.0.0.1")
+
+    @property
+    def root(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    async def _common(self, request: web.Request, flavour: str) -> web.StreamResponse | None:
+        body = await request.json()
+        self.received.append((dict(request.headers), body))
+        model = body["model"]
+        if model.startswith("status-"):
+            return _error(int(model.removeprefix("status-")), flavour, request)
+        if model == "malformed":
+            return web.Response(body=b'{"id": "x", "choi', content_type="application/json")
+        if model == "html":
+            return web.Response(text="<html>Bad Gateway</html>", content_type="text/html")
+        if model == "wrong-shape":
+            return web.json_response({"id": "x", "object": "chat.completion"})
+        if model == "drop":
+            assert request.transport is not None
+            request.transport.close()
+            await self.release.wait()
+        if model == "drop-mid-body":
+            response = web.StreamResponse(headers={"Content-Type": "application/json",
+                                                   "Content-Length": "1000"})
+            await response.prepare(request)
+            await response.write(b'{"id": "chatcmpl-1", "choices": [')
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        if model == "hang":
+            await self.release.wait()
+        return None
+
+    async def openai(self, request: web.Request) -> web.StreamResponse:
+        early = await self._common(request, "openai")
+        if early is not None:
+            return early
+        body = self.received[-1][1]
+        text = json.dumps(body) if body["model"] == "echo" else "Hola mundo"
+        data: dict[str, Any] = {
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1,
+            "model": body["model"] + "-2024",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": "length" if body["model"] == "length" else "stop"}],
+        }
+        if body["model"] != "no-usage":
+            data["usage"] = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+        headers = {"x-request-id": "req_openai_1", "x-ratelimit-limit-requests": "500",
+                   "x-ratelimit-remaining-requests": "499",
+                   "x-ratelimit-reset-requests": "120ms", "x-ratelimit-limit-tokens": "30000",
+                   "x-ratelimit-remaining-tokens": "29985",
+                   "x-ratelimit-reset-tokens": "1m30s"}
+        return web.json_response(data, headers=headers)
+
+    async def anthropic(self, request: web.Request) -> web.StreamResponse:
+        early = await self._common(request, "anthropic")
+        if early is not None:
+            return early
+        body = self.received[-1][1]
+        text = json.dumps(body) if body["model"] == "echo" else "Hola mundo"
+        data = {
+            "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "max_tokens" if body["model"] == "length" else "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 12, "output_tokens": 3,
+                      "cache_read_input_tokens": 4},
+        }
+        headers = {"request-id": "req_anthropic_1",
+                   "anthropic-ratelimit-requests-limit": "50",
+                   "anthropic-ratelimit-requests-remaining": "49",
+                   "anthropic-ratelimit-requests-reset": RESET_AT,
+                   "anthropic-ratelimit-tokens-limit": "40000",
+                   "anthropic-ratelimit-tokens-remaining": "39985",
+                   "anthropic-ratelimit-tokens-reset": RESET_AT}
+        return web.json_response(data, headers=headers)
+
+
+def _error(status: int, flavour: str, request: web.Request) -> web.Response:
+    """An error answer shaped like the real API's, echoing the key as some proxies do."""
+    sent_key = request.headers.get("x-api-key") or request.headers.get("authorization") or ""
+    message = {401: f"Incorrect API key provided: {sent_key.removeprefix('Bearer ')}",
+               429: "Rate limit reached for requests", 529: "Overloaded"}.get(
+                   status, f"error {status}")
+    headers = {"x-request-id": "req_err_1", "request-id": "req_err_1"}
+    if status == 429:
+        headers |= {"retry-after": "20", "retry-after-ms": "1500",
+                    "x-ratelimit-remaining-requests": "0"}
+    if flavour == "openai":
+        body: dict[str, Any] = {"error": {"message": message, "type": "error", "code": None}}
+    else:
+        body = {"type": "error", "error": {"type": "api_error", "message": message}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeAPI]:
+    fake = FakeAPI()
+    await fake.server.start_server()
+    try:
+        yield fake
+    finally:
+        fake.release.set()
+        await fake.server.close()
+
+
+KINDS = ["openai", "anthropic"]
+
+
+def make(kind: str, api: FakeAPI, model: str = "ok", *, timeout: float = 5.0) -> Provider:
+    env = f"{kind.upper()}_API_KEY"
+    if kind == "openai":
+        return OpenAIProvider(Endpoint("openai", "openai", model, base_url=api.root + "/v1",
+                                       api_key_env=env, api_key=KEY), timeout=timeout)
+    return AnthropicProvider(Endpoint("anthropic", "anthropic", model, base_url=api.root,
+                                      api_key_env=env, api_key=KEY), timeout=timeout)
+
+
+def ask(text: str = "Translate: hello", **kw: Any) -> Request:
+    return Request(target="x:y", messages=(Message("system", "Be brief."),
+                                           Message("user", text)), **kw)
+
+
+async def call(kind: str, api: FakeAPI, model: str, **kw: Any) -> Any:
+    provider = make(kind, api, model, **kw)
+    try:
+        return await provider.complete(ask())
+    finally:
+        await provider.aclose()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_success_returns_text_usage_and_request_id(kind: str, api: FakeAPI) -> None:
+    done = await call(kind, api, "ok")
+    assert done.text == "Hola mundo"
+    assert done.finish_reason == "stop"
+    if kind == "openai":
+        assert (done.usage.input_tokens, done.usage.output_tokens) == (12, 3)
+        assert done.request_id == "req_openai_1"
+        assert done.model == "ok-2024"
+    else:  # cache reads count as input the model processed
+        assert (done.usage.input_tokens, done.usage.output_tokens) == (16, 3)
+        assert done.request_id == "req_anthropic_1"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_answer_cut_at_max_tokens_is_a_length_result(kind: str, api: FakeAPI) -> None:
+    done = await call(kind, api, "length")
+    assert done.finish_reason == "length"
+    assert done.text == "Hola mundo"
+
+
+async def test_openai_rate_limit_headers_are_parsed(api: FakeAPI) -> None:
+    info = (await call("openai", api, "ok")).ratelimit
+    assert info is not None
+    assert (info.limit_requests, info.remaining_requests) == (500, 499)
+    assert info.reset_requests_s == pytest.approx(0.12)
+    assert (info.limit_tokens, info.remaining_tokens) == (30000, 29985)
+    assert info.reset_tokens_s == pytest.approx(90.0)
+
+
+async def test_anthropic_rate_limit_headers_are_parsed(api: FakeAPI) -> None:
+    info = (await call("anthropic", api, "ok")).ratelimit
+    assert info is not None
+    assert (info.limit_requests, info.remaining_requests) == (50, 49)
+    assert (info.limit_tokens, info.remaining_tokens) == (40000, 39985)
+    assert info.reset_tokens_s is not None and info.reset_tokens_s > 0
+
+
+async def test_openai_sends_system_message_params_and_key(api: FakeAPI) -> None:
+    provider = make("openai", api, "echo")
+    try:
+        await provider.complete(ask(params=(("top_p", 0.5), ("top_k", 7)), max_tokens=33))
+    finally:
+        await provider.aclose()
+    headers, body = api.received[-1]
+    assert headers["Authorization"] == f"Bearer {KEY}"
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert (body["max_tokens"], body["top_p"], body["top_k"]) == (33, 0.5, 7)
+
+
+async def test_openai_max_completion_tokens_param_replaces_max_tokens(api: FakeAPI) -> None:
+    provider = make("openai", api, "echo")
+    try:
+        await provider.complete(ask(params=(("max_completion_tokens", 99),)))
+    finally:
+        await provider.aclose()
+    body = api.received[-1][1]
+    assert body["max_completion_tokens"] == 99
+    assert "max_tokens" not in body
+
+
+async def test_anthropic_sends_system_apart_from_messages(api: FakeAPI) -> None:
+    provider = make("anthropic", api, "echo")
+    try:
+        await provider.complete(ask(params=(("top_k", 5),), max_tokens=40))
+    finally:
+        await provider.aclose()
+    headers, body = api.received[-1]
+    assert KEY in (headers.get("x-api-key"), headers.get("Authorization", "")[7:])
+    assert body["system"] == "Be brief."
+    assert "temperature" not in body  # this API version rejects sampling parameters
+    assert body["messages"] == [{"role": "user", "content": "Translate: hello"}]
+    assert (body["max_tokens"], body["top_k"]) == (40, 5)
+
+
+async def test_openai_missing_usage_is_estimated_not_zero(api: FakeAPI) -> None:
+    done = await call("openai", api, "no-usage")
+    assert done.usage.input_tokens > 0
+    assert done.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_401_is_auth_error_naming_env_var_without_the_key(kind: str, api: FakeAPI) -> None:
+    with pytest.raises(AuthError) as caught:
+        await call(kind, api, "status-401")
+    message = str(caught.value)
+    assert f"{kind.upper()}_API_KEY" in message
+    assert KEY not in message and "SECRET" not in message
+    assert caught.value.status == 401
+    assert caught.value.request_id == "req_err_1"
+    assert caught.value.provider == kind
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_429_is_rate_limited_with_retry_after_from_ms_header(kind: str,
+                                                                   api: FakeAPI) -> None:
+    with pytest.raises(RateLimited) as caught:
+        await call(kind, api, "status-429")
+    assert caught.value.retry_after == pytest.approx(1.5)
+    assert caught.value.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("status", [500, 503, 529])
+async def test_5xx_and_529_are_server_errors(kind: str, status: int, api: FakeAPI) -> None:
+    with pytest.raises(ServerError) as caught:
+        await call(kind, api, f"status-{status}")
+    assert caught.value.status == status
+    assert caught.value.retryable
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("status", [400, 404, 422])
+async def test_other_4xx_are_permanent(kind: str, status: int, api: FakeAPI) -> None:
+    with pytest.raises(PermanentError) as caught:
+        await call(kind, api, f"status-{status}")
+    assert not caught.value.retryable
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("status", [408, 409])
+async def test_408_and_409_are_transient(kind: str, status: int, api: FakeAPI) -> None:
+    with pytest.raises(TransientError):
+        await call(kind, api, f"status-{status}")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("model", ["malformed", "html", "wrong-shape"])
+async def test_unparseable_body_is_malformed_response(kind: str, model: str,
+                                                      api: FakeAPI) -> None:
+    with pytest.raises(MalformedResponse) as caught:
+        await call(kind, api, model)
+    assert caught.value.retryable
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("model", ["drop", "drop-mid-body"])
+async def test_dropped_connection_is_connection_failed(kind: str, model: str,
+                                                       api: FakeAPI) -> None:
+    with pytest.raises(ConnectionFailed):
+        await call(kind, api, model)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_hung_server_with_short_timeout_is_provider_timeout(kind: str,
+                                                                  api: FakeAPI) -> None:
+    with pytest.raises(ProviderTimeout) as caught:
+        await call(kind, api, "hang", timeout=0.2)
+    assert isinstance(caught.value, TimeoutError)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_unreachable_server_is_connection_failed(kind: str) -> None:
+    endpoint = Endpoint(kind, kind, "m", base_url="http://127.0.0.1:9/v1", api_key=KEY)
+    provider = OpenAIProvider(endpoint) if kind == "openai" else AnthropicProvider(endpoint)
+    try:
+        with pytest.raises(ConnectionFailed):
+            await provider.complete(ask())
+    finally:
+        await provider.aclose()
+
+
+@pytest.mark.parametrize("cls", [OpenAIProvider, AnthropicProvider])
+def test_provider_without_key_refuses_to_start_naming_the_variable(cls: type[Any]) -> None:
+    with pytest.raises(AuthError, match="MY_KEY_VAR"):
+        cls(Endpoint("p", "openai", "m", api_key_env="MY_KEY_VAR"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_reserved_params_are_refused_before_sending(kind: str, api: FakeAPI) -> None:
+    provider = make(kind, api, "ok")
+    try:
+        with pytest.raises(PermanentError, match="stream"):
+            await provider.complete(ask(params=(("stream", True),)))
+    finally:
+        await provider.aclose()
+    assert api.received == []
