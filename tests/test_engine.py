@@ -141,7 +141,7 @@ async def test_retries_give_up_after_max_attempts_with_the_last_error() -> None:
 async def test_hung_request_is_abandoned_once_latencies_are_known_and_retried() -> None:
     # The first call hangs for an hour; 30 quick answers then fit the timeout
     # (floor 10 s), and the hung call is abandoned at that point, not at 120 s.
-    engine, provider = make_engine([3600.0], latency=0.1)
+    engine, _provider = make_engine([3600.0], latency=0.1)
     loop = asyncio.get_running_loop()
     hung = asyncio.create_task(engine.complete(req("hung")))
     await asyncio.sleep(0)

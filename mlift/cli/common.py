@@ -67,7 +67,7 @@ class EngineFactory:
 
     @asynccontextmanager
     async def engine(self) -> AsyncIterator[Engine]:
-        cache = None if self.args.no_cache else ResponseCache(
+        cache = None if self.args.no_cache else await ResponseCache.open(
             default_cache_dir(self.args.cache_dir))
         engine = Engine(self.resolve, cache=cache, accounting=Accounting(),
                         budget=Budget(self.args.max_cost), prices=PriceTable.load())
@@ -84,7 +84,9 @@ class Progress:
 
     def __init__(self, engine: Engine, *, quiet: bool = False,
                  counts: Callable[[], tuple[int | None, int | None]] | None = None,
-                 stream: TextIO = sys.stderr) -> None:
+                 stream: TextIO | None = None) -> None:
+        # sys.stderr looked up now, not at import: tests and redirections swap it.
+        stream = stream or sys.stderr
         self._engine, self._quiet, self._stream = engine, quiet, stream
         self._counts = counts or (lambda: (None, None))
         self._tty = stream.isatty()
@@ -120,10 +122,7 @@ class Progress:
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait([self._task])  # never re-raises: our cancellation stays ours
             self._draw(final=True)
 
     @property

@@ -125,8 +125,7 @@ class Engine:
         key = cache_key(request, endpoint)
         if self.cache is not None:
             hit = await self.cache.get(key)
-            if hit is not None:
-                hit = dataclasses.replace(hit, cached=True, cost_usd=0.0, latency_s=0.0)
+            if hit is not None:  # comes back marked cached, at $0
                 self.accounting.record_success(request.stage, endpoint.spec, hit,
                                                cached=True, latency_s=0.0, attempts=0)
                 return hit

@@ -1,0 +1,166 @@
+"""The model stages of the method (DESIGN.md §2), each one call (or a few) on the engine.
+
+``to_english`` (step 1), ``instruct`` (step 2), ``judge`` (step 3) and
+``back`` (step 5) render a versioned prompt, send it through the engine and
+check what came back. A check that fails raises ``StageReject`` with a reason
+code, which the runner turns into a reject record; provider failures of one
+item do the same. Authentication errors and the budget cap are not per-item
+and propagate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlift.engine.core import Engine
+from mlift.errors import AuthError, ProviderError
+from mlift.langs import Language, get_language
+from mlift.pipeline import validate
+from mlift.pipeline.verdict import Verdict, VerdictError, parse_verdict, reask_message
+from mlift.prompts import Draw, PromptLibrary, PromptTemplate, render
+from mlift.tokens import count_tokens
+from mlift.types import Completion, Message, Request
+
+MAX_REASKS = 2
+ENGLISH = get_language("en")
+
+
+class StageReject(Exception):
+    """This item leaves the pipeline at ``stage`` for reason ``code``."""
+
+    def __init__(self, stage: str, code: str, detail: str) -> None:
+        self.stage, self.code, self.detail = stage, code, detail
+        super().__init__(f"{stage}: {code}: {detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class Models:
+    """The ``NAME:MODEL`` spec behind each model stage."""
+
+    translator: str
+    generator: str
+    judge: str
+
+
+@dataclass(slots=True)
+class Trace:
+    """What an item's calls cost and which prompts and models made it."""
+
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prompts: dict[str, str] = field(default_factory=dict)
+
+    def add(self, stage: str, completion: Completion) -> None:
+        u = self.usage.setdefault(stage, {"requests": 0, "input_tokens": 0, "output_tokens": 0,
+                                          "cost_usd": 0.0, "cached": 0})
+        u["requests"] += 1
+        u["input_tokens"] += completion.usage.input_tokens
+        u["output_tokens"] += completion.usage.output_tokens
+        u["cost_usd"] = round(u["cost_usd"] + completion.cost_usd, 10)
+        u["cached"] += int(completion.cached)
+
+
+class Stages:
+    def __init__(self, engine: Engine, library: PromptLibrary, models: Models, *,
+                 judge_prompt: str = "judge/fit", identify: validate.Identify | None = None
+                 ) -> None:
+        self.engine, self.library, self.models = engine, library, models
+        self.to_en_prompt = library.get("translate/to_en")
+        self.back_prompt = library.get("translate/back")
+        self.judge_prompt = library.get(judge_prompt)
+        self._identify = identify
+        self.judge_parse_failures = 0
+        self.judge_reasks = 0
+
+    async def _call(self, stage: str, target: str, template: PromptTemplate,
+                    messages: tuple[Message, ...], item_id: str, trace: Trace, *,
+                    max_tokens: int | None = None) -> Completion:
+        params = template.params
+        request = Request(
+            target=target, messages=messages,
+            max_tokens=max_tokens or int(params.get("max_tokens", 512)),
+            temperature=float(params.get("temperature", 0.0)),
+            prompt=template.ref, stage=stage, item_id=item_id)
+        try:
+            completion = await self.engine.complete(request)
+        except AuthError:
+            raise
+        except ProviderError as exc:
+            raise StageReject(stage, f"provider_{type(exc).__name__}", str(exc)) from exc
+        trace.add(stage, completion)
+        trace.prompts[stage] = template.ref
+        return completion
+
+    def _budget(self, template: PromptTemplate, text: str, target: str, factor: float) -> int:
+        """max_tokens for a translation: room for the text, within the prompt's cap."""
+        cap = int(template.params.get("max_tokens", 4096))
+        model = self.engine.endpoint(target).model
+        return min(cap, int(factor * count_tokens(text, model)) + 64)
+
+    async def to_english(self, item_id: str, text: str, lang: Language, trace: Trace,
+                         *, stage: str = "to_en") -> str:
+        if lang.code == "en":
+            return text
+        messages = render(self.to_en_prompt, {"text": text, "source_lang": lang.code,
+                                              "source_name": lang.name})
+        done = await self._call(stage, self.models.translator, self.to_en_prompt, messages,
+                                item_id, trace,
+                                max_tokens=self._budget(self.to_en_prompt, text,
+                                                        self.models.translator, 3.0))
+        problem = validate.check_output(done.text, done.finish_reason)
+        if problem:
+            raise StageReject(stage, *problem)
+        return done.text.strip()
+
+    async def instruct(self, item_id: str, draw: Draw, response_en: str,
+                       context_en: str | None, trace: Trace) -> str:
+        template = draw.template
+        messages = render(template, draw.variables(response_en, context_en))
+        done = await self._call("instruct", self.models.generator, template, messages,
+                                item_id, trace)
+        trace.prompts["styles"] = draw.styles_ref
+        problem = validate.check_output(done.text, done.finish_reason) or \
+            validate.check_instruction(done.text.strip(), response_en,
+                                       has_context=context_en is not None)
+        if problem:
+            raise StageReject("instruct", *problem)
+        return done.text.strip()
+
+    async def judge(self, item_id: str, instruction_en: str, response_en: str,
+                    trace: Trace) -> Verdict:
+        template = self.judge_prompt
+        messages = render(template, {"instruction": instruction_en, "response": response_en})
+        error: VerdictError | None = None
+        for attempt in range(MAX_REASKS + 1):
+            done = await self._call("judge", self.models.judge, template, messages, item_id,
+                                    trace)
+            try:
+                return parse_verdict(done.text)
+            except VerdictError as exc:
+                error = exc
+                self.judge_parse_failures += 1
+                if attempt == MAX_REASKS:
+                    break
+                self.judge_reasks += 1
+                messages = (*messages, Message("assistant", done.text),
+                            Message("user", reask_message(exc, template.output)))
+        raise StageReject("judge", "judge_unparsed",
+                          f"no valid verdict after {MAX_REASKS} re-asks: {error}")
+
+    async def back(self, item_id: str, instruction_en: str, lang: Language,
+                   has_context: bool, trace: Trace) -> str:
+        if lang.code == "en":
+            return instruction_en
+        messages = render(self.back_prompt, {"text": instruction_en, "target_lang": lang.code,
+                                             "target_name": lang.name})
+        done = await self._call("back", self.models.translator, self.back_prompt, messages,
+                                item_id, trace,
+                                max_tokens=self._budget(self.back_prompt, instruction_en,
+                                                        self.models.translator, 6.0))
+        text = done.text.strip()
+        problem = validate.check_output(text, done.finish_reason) or \
+            validate.check_back_translation(text, lang, has_context=has_context,
+                                            identify=self._identify)
+        if problem:
+            raise StageReject("back", *problem)
+        return text
