@@ -30,7 +30,7 @@ demo: $(STAMP)
 	@echo "dataset: runs/demo/dataset.jsonl  (funnel and cost: runs/demo/run.json)"
 
 test: $(STAMP)
-	$(BIN)/ruff check mlift tests benchmarks
+	$(BIN)/ruff check mlift tests $(wildcard benchmarks)
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
