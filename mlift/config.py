@@ -88,6 +88,7 @@ class ProviderProfile(_Strict):
     concurrency: int | None = Field(default=None, ge=1)
     prices: Prices | None = None
     context_tokens: int | None = Field(default=None, ge=1)
+    transport: str = "sdk"
 
     @field_validator("kind")
     @classmethod
@@ -282,7 +283,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 def resolve_endpoint(spec: str, config: Config, *, base_url: str | None = None,
                      rpm: float | None = None, tpm: float | None = None,
-                     concurrency: int | None = None,
+                     concurrency: int | None = None, transport: str | None = None,
                      env: Mapping[str, str] | None = None) -> Endpoint:
     """The ``Endpoint`` for ``NAME:MODEL``: the profile, flag overrides, and its key.
 
@@ -312,7 +313,7 @@ def resolve_endpoint(spec: str, config: Config, *, base_url: str | None = None,
         concurrency=concurrency or profile.concurrency,
         input_price=profile.prices.input if profile.prices else None,
         output_price=profile.prices.output if profile.prices else None,
-        context_tokens=profile.context_tokens)
+        context_tokens=profile.context_tokens, transport=transport or profile.transport)
 
 
 def _api_key(name: str, model: str, profile: ProviderProfile, url: str | None,

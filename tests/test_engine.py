@@ -212,5 +212,35 @@ async def test_failed_calls_are_not_cached(tmp_path: Path) -> None:
 async def test_rpm_limit_paces_engine_calls() -> None:
     engine, provider = make_engine(rpm=600, latency=0.0)
     await asyncio.gather(*(engine.complete(req(f"x{i}")) for i in range(50)))
-    # 10 in the first second's burst, then 10/s: the 50th goes at 4 s.
-    assert max(provider.calls) == pytest.approx(4.0, abs=0.01)
+    # 5 at once (half a second of burst), then 10/s: the 50th goes at 4.5 s.
+    assert max(provider.calls) == pytest.approx(4.5, abs=0.01)
+
+
+@pytest.mark.looptime
+async def test_a_429_storm_slows_a_request_down_but_does_not_fail_it() -> None:
+    storm: list[object] = [RateLimited("slow down", status=429, retry_after=1.0)
+                           for _ in range(20)]
+    engine, provider = make_engine(storm)  # max_attempts=5 counts other failures only
+    result = await engine.complete(req())
+    assert result.attempts == 21
+    assert provider.calls[-1] >= 20.0
+
+
+@pytest.mark.looptime
+async def test_unused_tokens_are_refunded_only_for_providers_that_refund() -> None:
+    loop = asyncio.get_running_loop()
+    # 1000 tokens/s, a 500-token bucket; each request reserves ~410 and uses 120.
+    endpoint = Endpoint(name="fake", kind="fake", model="m1", tpm=60000,
+                        input_price=1.0, output_price=2.0)
+    waited = {}
+    for refunds in (False, True):
+        provider = ScriptedProvider(endpoint, latency=0.0)
+        provider.refunds_unused_tokens = refunds  # type: ignore[attr-defined]
+        engine = Engine(lambda _s, ep=endpoint: ep,
+                        provider_factory=lambda _e, p=provider: p)  # type: ignore[misc]
+        start = loop.time()
+        for i in range(3):
+            await engine.complete(req(f"x{i}", max_tokens=400))
+        waited[refunds] = loop.time() - start
+    assert waited[False] > 0.6  # every reservation kept: ~0.73 s
+    assert waited[True] < 0.2   # unused tokens returned at once

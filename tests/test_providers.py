@@ -31,6 +31,7 @@ from mlift.errors import (
 from mlift.providers.anthropic import AnthropicProvider
 from mlift.providers.base import Endpoint, Provider
 from mlift.providers.openai import OpenAIProvider
+from mlift.providers.openai_http import OpenAIHTTPProvider
 from mlift.types import Message, Request
 
 KEY = "sk-test-SECRET0123456789abcdef"
@@ -107,14 +108,15 @@ class FakeAPI:
             return early
         body = self.received[-1][1]
         text = json.dumps(body) if body["model"] == "echo" else "Hola mundo"
-        data = {
+        data: dict[str, Any] = {
             "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
             "content": [{"type": "text", "text": text}],
             "stop_reason": "max_tokens" if body["model"] == "length" else "end_turn",
             "stop_sequence": None,
-            "usage": {"input_tokens": 12, "output_tokens": 3,
-                      "cache_read_input_tokens": 4},
         }
+        if body["model"] != "no-usage":
+            data["usage"] = {"input_tokens": 12, "output_tokens": 3,
+                             "cache_read_input_tokens": 4}
         headers = {"request-id": "req_anthropic_1",
                    "anthropic-ratelimit-requests-limit": "50",
                    "anthropic-ratelimit-requests-remaining": "49",
@@ -153,11 +155,14 @@ async def api() -> AsyncIterator[FakeAPI]:
         await fake.server.close()
 
 
-KINDS = ["openai", "anthropic"]
+KINDS = ["openai", "anthropic", "openai-aiohttp"]
 
 
 def make(kind: str, api: FakeAPI, model: str = "ok", *, timeout: float = 5.0) -> Provider:
-    env = f"{kind.upper()}_API_KEY"
+    env = f"{kind.split('-')[0].upper()}_API_KEY"
+    if kind == "openai-aiohttp":  # the lean transport must behave exactly like the SDK path
+        return OpenAIHTTPProvider(Endpoint("openai", "openai", model, base_url=api.root + "/v1",
+                                           api_key_env=env, api_key=KEY), timeout=timeout)
     if kind == "openai":
         return OpenAIProvider(Endpoint("openai", "openai", model, base_url=api.root + "/v1",
                                        api_key_env=env, api_key=KEY), timeout=timeout)
@@ -183,7 +188,7 @@ async def test_success_returns_text_usage_and_request_id(kind: str, api: FakeAPI
     done = await call(kind, api, "ok")
     assert done.text == "Hola mundo"
     assert done.finish_reason == "stop"
-    if kind == "openai":
+    if kind.startswith("openai"):
         assert (done.usage.input_tokens, done.usage.output_tokens) == (12, 3)
         assert done.request_id == "req_openai_1"
         assert done.model == "ok-2024"
@@ -228,15 +233,17 @@ async def test_openai_sends_system_message_params_and_key(api: FakeAPI) -> None:
     assert (body["max_tokens"], body["top_p"], body["top_k"]) == (33, 0.5, 7)
 
 
-async def test_openai_max_completion_tokens_param_replaces_max_tokens(api: FakeAPI) -> None:
+async def test_openai_reasoning_model_params_replace_or_drop_defaults(api: FakeAPI) -> None:
     provider = make("openai", api, "echo")
     try:
-        await provider.complete(ask(params=(("max_completion_tokens", 99),)))
+        await provider.complete(ask(params=(("max_completion_tokens", 99),
+                                            ("temperature", None))))
     finally:
         await provider.aclose()
     body = api.received[-1][1]
     assert body["max_completion_tokens"] == 99
     assert "max_tokens" not in body
+    assert "temperature" not in body  # None means: do not send
 
 
 async def test_anthropic_sends_system_apart_from_messages(api: FakeAPI) -> None:
@@ -253,8 +260,9 @@ async def test_anthropic_sends_system_apart_from_messages(api: FakeAPI) -> None:
     assert (body["max_tokens"], body["top_k"]) == (40, 5)
 
 
-async def test_openai_missing_usage_is_estimated_not_zero(api: FakeAPI) -> None:
-    done = await call("openai", api, "no-usage")
+@pytest.mark.parametrize("kind", KINDS)
+async def test_missing_usage_is_counted_locally_not_zero(kind: str, api: FakeAPI) -> None:
+    done = await call(kind, api, "no-usage")
     assert done.usage.input_tokens > 0
     assert done.usage.output_tokens > 0
 
@@ -264,11 +272,11 @@ async def test_401_is_auth_error_naming_env_var_without_the_key(kind: str, api: 
     with pytest.raises(AuthError) as caught:
         await call(kind, api, "status-401")
     message = str(caught.value)
-    assert f"{kind.upper()}_API_KEY" in message
+    assert f"{kind.split('-')[0].upper()}_API_KEY" in message
     assert KEY not in message and "SECRET" not in message
     assert caught.value.status == 401
     assert caught.value.request_id == "req_err_1"
-    assert caught.value.provider == kind
+    assert caught.value.provider == kind.split("-")[0]
 
 
 @pytest.mark.parametrize("kind", KINDS)

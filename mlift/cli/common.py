@@ -15,6 +15,7 @@ from mlift.config import Config, load_config, resolve_endpoint
 from mlift.engine.accounting import Accounting, Budget, format_progress
 from mlift.engine.cache import ResponseCache, default_cache_dir
 from mlift.engine.core import Engine
+from mlift.engine.retry import TimeoutPolicy
 from mlift.errors import ConfigError
 from mlift.prices import Price, PriceTable
 from mlift.providers.base import Endpoint
@@ -29,6 +30,9 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
                    help="send to this server instead (an OpenAI- or Anthropic-compatible API)")
     g.add_argument("--rpm", type=float, help="requests per minute allowed by the provider")
     g.add_argument("--tpm", type=float, help="tokens per minute allowed by the provider")
+    g.add_argument("--transport", choices=["sdk", "aiohttp"],
+                   help="HTTP client for openai-kind providers: the official SDK (default) "
+                        "or mlift's lean aiohttp client (same requests, far less CPU)")
     g.add_argument("--concurrency", type=int, help="most requests in flight per endpoint "
                    "(default 64)")
     g.add_argument("--max-cost", type=float, metavar="USD",
@@ -38,6 +42,9 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", metavar="DIR",
                    help="response cache (default: $MLIFT_CACHE_DIR, else the user cache folder)")
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    g.add_argument("--request-timeout", type=float, metavar="S",
+                   help="abandon (and retry) any request after S seconds; by default the "
+                        "timeout is fitted to the latencies seen so far (10 s to 10 min)")
     g.add_argument("-q", "--quiet", action="store_true", help="no live progress line")
 
 
@@ -52,6 +59,8 @@ class EngineFactory:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EngineFactory:
         price = Price.parse(args.price) if args.price else None
+        if args.request_timeout is not None and args.request_timeout <= 0:
+            raise ConfigError(f"--request-timeout must be positive, got {args.request_timeout}")
         if args.max_cost is not None and args.max_cost < 0:
             raise ConfigError(f"--max-cost must be >= 0, got {args.max_cost}")
         return cls(args, load_config(args.config), price)
@@ -59,18 +68,26 @@ class EngineFactory:
     def resolve(self, spec: str) -> Endpoint:
         a = self.args
         endpoint = resolve_endpoint(spec, self.config, base_url=a.base_url, rpm=a.rpm,
-                                    tpm=a.tpm, concurrency=a.concurrency)
+                                    tpm=a.tpm, concurrency=a.concurrency,
+                                    transport=a.transport)
         if self.price is not None:
             endpoint = dataclasses.replace(endpoint, input_price=self.price.input,
                                            output_price=self.price.output)
         return endpoint
+
+    def timeouts(self) -> TimeoutPolicy:
+        cap = self.args.request_timeout
+        if cap is None:
+            return TimeoutPolicy()
+        return TimeoutPolicy(initial_s=cap, floor_s=cap, ceiling_s=cap)
 
     @asynccontextmanager
     async def engine(self) -> AsyncIterator[Engine]:
         cache = None if self.args.no_cache else await ResponseCache.open(
             default_cache_dir(self.args.cache_dir))
         engine = Engine(self.resolve, cache=cache, accounting=Accounting(),
-                        budget=Budget(self.args.max_cost), prices=PriceTable.load())
+                        budget=Budget(self.args.max_cost), prices=PriceTable.load(),
+                        timeouts=self.timeouts)
         try:
             yield engine
         finally:

@@ -55,7 +55,14 @@ class _EndpointState:
     def __init__(self, endpoint: Endpoint, provider: Provider, price: Price,
                  sleep: Sleep, timeouts: TimeoutPolicy) -> None:
         self.endpoint, self.provider, self.price = endpoint, provider, price
-        self.limiter = RateLimiter(endpoint.rpm, endpoint.tpm, sleep=sleep)
+        # Half a second of burst, not the servers' usual one: requests leave
+        # here at the limit but reach the server with a few ms of jitter, and
+        # a client bucket as deep as the server's would meet it near-empty.
+        self.limiter = RateLimiter(endpoint.rpm, endpoint.tpm, burst_s=0.5, sleep=sleep)
+        # OpenAI charges prompt + max_tokens when it admits a request and keeps
+        # the charge; Anthropic adjusts output tokens to what was used. Refund
+        # unused reservations only where the provider does.
+        self.refunds = bool(getattr(provider, "refunds_unused_tokens", False))
         self.slots = asyncio.Semaphore(endpoint.concurrency or DEFAULT_CONCURRENCY)
         self.timeouts = timeouts
         self.auth_error: AuthError | None = None
@@ -201,8 +208,9 @@ class Engine:
             finally:
                 state.inflight.pop(call_id, None)
         latency = loop.time() - start
-        used = completion.usage.input_tokens + completion.usage.output_tokens
-        state.limiter.refund(reserve_tokens, used)
+        if state.refunds:
+            used = completion.usage.input_tokens + completion.usage.output_tokens
+            state.limiter.refund(reserve_tokens, used)
         if completion.ratelimit is not None:
             state.limiter.update(completion.ratelimit)
         if state.timeouts.observe(latency):

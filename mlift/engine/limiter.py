@@ -178,10 +178,10 @@ class RateLimiter:
             self._requests = self._tighten(self._requests, info.limit_requests, now)
         if info.limit_tokens:
             self._tokens = self._tighten(self._tokens, info.limit_tokens, now)
-        for remaining, reset in ((info.remaining_requests, info.reset_requests_s),
-                                 (info.remaining_tokens, info.reset_tokens_s)):
-            if remaining == 0 and reset:
-                self.cool_down(reset)
+        # "remaining 0" is no reason to pause: at the limit it is on most
+        # answers, and its reset is the time until the server's bucket is
+        # *full*, not until the next request may pass. Our own buckets pace
+        # the endpoint; a real refusal comes as a 429 with Retry-After.
 
     def _tighten(self, bucket: _Bucket | None, limit: float, now: float) -> _Bucket:
         if bucket is None:

@@ -20,7 +20,6 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
     wait_random_exponential,
 )
 
@@ -33,7 +32,15 @@ def is_retryable(exc: BaseException) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """How often and how long to retry one request.
+
+    429s have their own, larger allowance: a rate-limit storm should slow a
+    run down (the limiter holds the endpoint for Retry-After), not fail its
+    items. ``max_attempts`` counts every other transient failure.
+    """
+
     max_attempts: int = 8
+    max_rate_limited: int = 50
     backoff_s: float = 0.5       # first backoff scale; doubles per attempt, full jitter
     max_backoff_s: float = 30.0
 
@@ -51,8 +58,17 @@ class RetryPolicy:
             after = exc.retry_after if isinstance(exc, ProviderError) else None
             return max(jitter(state), after or 0.0)
 
+        failures = {"rate_limited": 0, "other": 0}
+
+        def stop(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            kind = "rate_limited" if isinstance(exc, RateLimited) else "other"
+            failures[kind] += 1
+            limit = self.max_rate_limited if kind == "rate_limited" else self.max_attempts - 1
+            return failures[kind] > limit
+
         return AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop,
             wait=wait,
             retry=retry_if_exception(is_retryable),
             sleep=sleep,

@@ -59,14 +59,24 @@ class Scheduler(Generic[T, R]):
 
     async def run(self, items: Iterable[T] | AsyncIterable[T]) -> None:
         queue: asyncio.Queue[tuple[int, T] | None] = asyncio.Queue(maxsize=2 * self._workers)
-        async with asyncio.TaskGroup() as group:
-            for _ in range(self._workers):
-                group.create_task(self._worker(queue))
-            try:
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self._workers):
+                    group.create_task(self._worker(queue))
                 await self._produce(items, queue)
-            finally:
+                # Only on the way out of a finished input: if the body failed or
+                # was cancelled, the group cancels the workers itself (and a put
+                # into a full queue nobody reads any more would never return).
                 for _ in range(self._workers):
                     await queue.put(None)
+        except BaseExceptionGroup as group:
+            # One kind of failure (an auth error seen by every worker at once, a
+            # bad input file, a bug) cancelled the rest: raise it as itself so
+            # callers can map it to a message.
+            first = group.exceptions[0]
+            if all(type(e) is type(first) for e in group.exceptions):
+                raise first from None
+            raise
 
     async def _produce(self, items: Iterable[T] | AsyncIterable[T],
                        queue: asyncio.Queue[tuple[int, T] | None]) -> None:

@@ -15,6 +15,7 @@ from the raw response for the engine's limiter.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anthropic
@@ -40,12 +41,15 @@ from mlift.providers.errormap import (
     redact,
 )
 from mlift.providers.headers import anthropic_ratelimit
+from mlift.tokens import count_chat_tokens, count_tokens
 from mlift.types import Completion, FinishReason, RateLimitInfo, Request, Usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_TIMEOUT_S = 600.0
-RESERVED_PARAMS = frozenset({"model", "messages", "system", "stream"})
+# Set by mlift from the Request (max_tokens is Request.max_tokens, required here).
+RESERVED_PARAMS = frozenset({"model", "messages", "system", "stream", "max_tokens"})
 
+log = logging.getLogger(__name__)
 _STOP: dict[str, FinishReason] = {"end_turn": "stop", "stop_sequence": "stop",
                                   "max_tokens": "length"}
 
@@ -97,6 +101,9 @@ def map_error(exc: BaseException, endpoint: Endpoint) -> ProviderError:
 class AnthropicProvider:
     """``complete()`` over ``POST {base_url}/v1/messages``."""
 
+    # Anthropic adjusts output-token rate-limit charges to what was used.
+    refunds_unused_tokens = True
+
     def __init__(self, endpoint: Endpoint, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         if not endpoint.api_key:
             raise missing_key(endpoint)
@@ -104,6 +111,7 @@ class AnthropicProvider:
         self._client = anthropic.AsyncAnthropic(
             api_key=endpoint.api_key, base_url=endpoint.base_url or DEFAULT_BASE_URL,
             max_retries=0, timeout=timeout)
+        self._warned_usage = False
 
     async def complete(self, request: Request) -> Completion:
         kwargs = self._arguments(request)
@@ -115,7 +123,7 @@ class AnthropicProvider:
         headers = raw.headers
         request_id = headers.get("request-id") or headers.get("x-request-id")
         data = json_object(content, self.endpoint, request_id)
-        return self._completion(data, request_id, anthropic_ratelimit(headers))
+        return self._completion(data, request, request_id, anthropic_ratelimit(headers))
 
     def _arguments(self, request: Request) -> dict[str, Any]:
         params = dict(request.params)
@@ -130,11 +138,12 @@ class AnthropicProvider:
         }
         if request.system is not None:
             kwargs["system"] = request.system
-        if params:
-            kwargs["extra_body"] = params  # sent verbatim (top_k, stop_sequences, …)
+        extra = {k: v for k, v in params.items() if v is not None}  # None: don't send
+        if extra:
+            kwargs["extra_body"] = extra  # sent verbatim (stop_sequences, metadata, …)
         return kwargs
 
-    def _completion(self, data: dict[str, Any], request_id: str | None,
+    def _completion(self, data: dict[str, Any], request: Request, request_id: str | None,
                     ratelimit: RateLimitInfo | None) -> Completion:
         request_id = request_id or (data["id"] if isinstance(data.get("id"), str) else None)
         blocks = data.get("content")
@@ -149,22 +158,34 @@ class AnthropicProvider:
                 if not isinstance(text, str):
                     raise malformed(self.endpoint, request_id, "a text block without text")
                 texts.append(text)
-        usage = data.get("usage")
-        if not isinstance(usage, dict) or not isinstance(usage.get("input_tokens"), int) \
-                or not isinstance(usage.get("output_tokens"), int):
-            raise malformed(self.endpoint, request_id, "no usage token counts")
-        # Cache writes and reads are input the model processed; counting them
-        # keeps the token limiter honest (prices for them differ, see estimate).
-        cached = sum(v for k in ("cache_creation_input_tokens", "cache_read_input_tokens")
-                     if isinstance(v := usage.get(k), int))
+        text = "".join(texts)
         reason = data.get("stop_reason")
         model = data.get("model")
         return Completion(
-            text="".join(texts),
+            text=text,
             finish_reason=_STOP.get(reason, "other") if isinstance(reason, str) else "other",
-            usage=Usage(usage["input_tokens"] + cached, usage["output_tokens"]),
+            usage=self._usage(data.get("usage"), request, text),
             model=model if isinstance(model, str) and model else self.endpoint.model,
             request_id=request_id, ratelimit=ratelimit)
+
+    def _usage(self, usage: object, request: Request, text: str) -> Usage:
+        if isinstance(usage, dict):
+            given, output = usage.get("input_tokens"), usage.get("output_tokens")
+            if isinstance(given, int) and isinstance(output, int):
+                # Cache writes and reads are input the model processed; counting
+                # them keeps the token limiter honest (their prices differ).
+                cached = sum(v for k in ("cache_creation_input_tokens",
+                                         "cache_read_input_tokens")
+                             if isinstance(v := usage.get(k), int))
+                return Usage(given + cached, output)
+        # A compatible proxy may omit usage: count locally (mlift.tokens'
+        # approximation for Claude) rather than book the call as free.
+        if not self._warned_usage:
+            log.warning("%s returned no usage; counting tokens locally (an estimate)",
+                        self.endpoint.spec)
+            self._warned_usage = True
+        model = self.endpoint.model
+        return Usage(count_chat_tokens(request.messages, model), count_tokens(text, model))
 
     async def aclose(self) -> None:
         await self._client.close()

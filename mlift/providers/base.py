@@ -38,6 +38,9 @@ class Endpoint:
     input_price: float | None = None   # USD per 1M input tokens
     output_price: float | None = None  # USD per 1M output tokens
     context_tokens: int | None = None
+    # How to talk to it: "sdk" (the official SDK) or another transport the
+    # provider class lists in its ``transports`` (e.g. openai's lean "aiohttp").
+    transport: str = "sdk"
 
     @property
     def spec(self) -> str:

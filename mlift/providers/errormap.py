@@ -1,9 +1,10 @@
-"""What every provider's ``map_error`` shares: status classification and redaction.
+"""What every provider's error seam shares: classification, body checks, redaction.
 
 Each provider module keeps its own ``map_error`` (the one seam where its SDK's
 exceptions become ``mlift.errors``); the pieces that do not depend on the SDK
 live here so the two seams classify identically: by HTTP status, never by
-SDK class, and never with an API key in a message.
+SDK class; transport and JSON failures the SDKs wrap or leak by what they
+really were; and never with an API key in a message.
 """
 
 from __future__ import annotations

@@ -44,21 +44,40 @@ def get_provider_class(kind: str) -> type[Provider]:
     target = targets.get(kind)
     if target is None:
         raise UnknownNameError("provider kind", kind, list(targets))
+    return _load(f"provider kind {kind!r}", target)
+
+
+def _load(what: str, target: str) -> type[Provider]:
     module_name, _, attr = target.partition(":")
     try:
         obj: object = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"provider kind {kind!r} is registered as {target!r}, "
+        raise ConfigError(f"{what} is registered as {target!r}, "
                           f"which cannot be loaded: {exc}") from exc
     if not isinstance(obj, type):
-        raise ConfigError(f"provider kind {kind!r} is registered as {target!r}, "
-                          f"which is not a class")
+        raise ConfigError(f"{what} is registered as {target!r}, which is not a class")
     return cast("type[Provider]", obj)
 
 
+def transports(kind: str) -> list[str]:
+    """The transports a kind offers: always "sdk", plus what its class lists."""
+    return ["sdk", *sorted(getattr(get_provider_class(kind), "transports", {}))]
+
+
 def create_provider(endpoint: Endpoint, **options: Any) -> Provider:
-    """A provider for ``endpoint``; ``options`` go to its constructor (e.g. ``timeout``)."""
+    """A provider for ``endpoint``; ``options`` go to its constructor (e.g. ``timeout``).
+
+    A provider class may offer other transports than its SDK through a
+    ``transports`` mapping of name -> "module:Class" (same constructor).
+    """
     cls = get_provider_class(endpoint.kind)
+    if endpoint.transport != "sdk":
+        alternatives: dict[str, str] = getattr(cls, "transports", {})
+        target = alternatives.get(endpoint.transport)
+        if target is None:
+            raise UnknownNameError(f"transport for {endpoint.kind}", endpoint.transport,
+                                   ["sdk", *alternatives])
+        cls = _load(f"transport {endpoint.transport!r} of {endpoint.kind}", target)
     return cls(endpoint, **options)  # type: ignore[call-arg]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from mlift.providers.base import Endpoint
 from mlift.providers.openai import DEFAULT_TIMEOUT_S, OpenAIProvider
@@ -32,6 +32,10 @@ NO_KEY = "sim-no-key"
 
 class SimProvider:
     """``complete()`` against an in-process (or already running) simulator."""
+
+    # The same client choice as the openai kind it poses as.
+    transports: ClassVar[dict[str, str]] = {"aiohttp": "mlift.providers.sim:SimProvider"}
+    refunds_unused_tokens = False
 
     def __init__(self, endpoint: Endpoint, *, sim_config: SimConfig | None = None,
                  timeout: float = DEFAULT_TIMEOUT_S) -> None:
@@ -60,7 +64,12 @@ class SimProvider:
                 inner = dataclasses.replace(
                     self.endpoint, base_url=self.base_url.rstrip("/") + "/v1",
                     api_key=self.endpoint.api_key or NO_KEY)
-                self._inner = OpenAIProvider(inner, timeout=self._timeout)
+                if self.endpoint.transport == "aiohttp":
+                    from mlift.providers.openai_http import OpenAIHTTPProvider
+
+                    self._inner = OpenAIHTTPProvider(inner, timeout=self._timeout)
+                else:
+                    self._inner = OpenAIProvider(inner, timeout=self._timeout)
             return self._inner
 
     async def aclose(self) -> None:
