@@ -1,0 +1,122 @@
+"""``mlift estimate INPUT [INPUT …]``: what a run will cost and how long it takes, sending nothing.
+
+Takes the same flags and config as ``mlift run``. Input tokens are counted
+with each model's own tokenizer where one is available; answer lengths and
+the judge's pass rate are priors unless ``--pilot N`` runs N items for real
+(through the cache, so the real run does not pay for them twice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlift.cli.common import EngineFactory, add_engine_args
+from mlift.cli.run import add_pipeline_args, options_from_args
+from mlift.config import load_config, resolve_endpoint
+from mlift.engine.cache import ResponseCache, default_cache_dir
+from mlift.errors import ConfigError
+from mlift.estimate.estimator import estimate
+from mlift.estimate.pilot import run_pilot
+from mlift.estimate.report import format_table
+from mlift.pipeline.outputs import scan
+from mlift.prices import Price, PriceTable
+from mlift.prompts import PromptLibrary, load_prompts
+from mlift.providers.base import Endpoint
+
+ESTIMATE_FILE = "estimate.json"
+
+
+class _KeyFree(Mapping[str, str]):
+    """The environment, with a placeholder for any unset key: estimating sends nothing."""
+
+    def __getitem__(self, key: str) -> str:
+        return os.environ.get(key) or "unused-by-estimate"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(os.environ)
+
+    def __len__(self) -> int:
+        return len(os.environ)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("estimate", help="cost and wall time of a run, before running it",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_pipeline_args(p)
+    add_engine_args(p)
+    e = p.add_argument_group("estimate")
+    e.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    e.add_argument("--out", type=Path, metavar="DIR", help="the run folder `mlift run` will "
+                   "use: items finished there are not counted, and the estimate is saved as "
+                   f"DIR/{ESTIMATE_FILE} for run.json to compare with")
+    e.add_argument("--pilot", type=int, metavar="N", help="run the first N items for real "
+                   "(cached) and extrapolate from what they measured")
+    e.add_argument("--pilot-out", type=Path, metavar="DIR",
+                   help="keep the pilot's run folder here (default: a temporary folder)")
+    p.set_defaults(handler=handle)
+
+
+def _endpoints(args: argparse.Namespace, roles: dict[str, str]) -> dict[str, Endpoint]:
+    config = load_config(args.config)
+    price = Price.parse(args.price) if args.price else None
+    out = {}
+    for role, spec in roles.items():
+        ep = resolve_endpoint(spec, config, base_url=args.base_url, rpm=args.rpm, tpm=args.tpm,
+                              concurrency=args.concurrency, env=_KeyFree())
+        if price is not None:
+            ep = dataclasses.replace(ep, input_price=price.input, output_price=price.output)
+        out[role] = ep
+    return out
+
+
+def handle(args: argparse.Namespace) -> int:
+    options = options_from_args(args, args.out or Path("."))
+    library = load_prompts(args.prompts or None)
+    library.get(options.judge_prompt)
+    if options.tasks:
+        library.pool("instruct", options.tasks)
+    if args.pilot is not None and args.pilot < 1:
+        raise ConfigError(f"--pilot must be at least 1, got {args.pilot}")
+    if args.pilot and args.no_cache:
+        raise ConfigError("--pilot needs the response cache (the pilot's answers are what "
+                          "make its items free in the real run); drop --no-cache")
+    result = asyncio.run(_estimate(args, options, library))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / ESTIMATE_FILE).write_text(json.dumps(result, indent=2) + "\n",
+                                              encoding="utf-8")
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
+
+
+async def _estimate(args: argparse.Namespace, options: Any,
+                    library: PromptLibrary) -> dict[str, Any]:
+    m = options.models
+    endpoints = _endpoints(args, {"translator": m.translator, "generator": m.generator,
+                                  "judge": m.judge})
+    table = PriceTable.load()
+    prices = {role: table.price_for(ep) for role, ep in endpoints.items()}
+    pilot = factors = latency = None
+    if args.pilot:
+        result = await run_pilot(EngineFactory.from_args(args), options, library, endpoints,
+                                 args.pilot, args.pilot_out, quiet=args.quiet or args.json)
+        pilot, factors, latency = result.summary, result.factors, result.latency_s
+    finished = scan(args.out) if args.out is not None else None
+    cache = None if args.no_cache else await ResponseCache.open(
+        default_cache_dir(args.cache_dir))
+    try:
+        return await estimate(
+            options, library, endpoints, prices, cache, price_table=table, factors=factors,
+            latency_s=latency, pilot=pilot,
+            skip=(lambda i: finished.done(i, options.min_score)) if finished else
+            (lambda _i: False))
+    finally:
+        if cache is not None:
+            await cache.aclose()
