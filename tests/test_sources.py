@@ -200,7 +200,7 @@ def test_txt_bad_utf8_rejects_only_its_line_or_block(tmp_path: Path, mode: str) 
 def test_txt_without_a_language_fails_before_reading(tmp_path: Path) -> None:
     path = tmp_path / "corpus.txt"
     path.write_text("text\n")
-    with pytest.raises(ConfigError, match="default language"):
+    with pytest.raises(ConfigError, match="--lang"):
         read_records(path)
 
 

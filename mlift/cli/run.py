@@ -12,6 +12,7 @@ from mlift.errors import ConfigError
 from mlift.langs import get_language
 from mlift.pipeline.runner import Pipeline, RunOptions, RunReport
 from mlift.pipeline.select import SelectConfig
+from mlift.pipeline.sources import read_records
 from mlift.pipeline.stages import Models
 from mlift.prompts import load_prompts
 
@@ -106,8 +107,18 @@ def options_from_args(args: argparse.Namespace, out_dir: Path) -> RunOptions:
                       seed=args.seed, select=select, workers=args.concurrency or 64)
 
 
+def check_inputs(options: RunOptions) -> None:
+    """Problems with a whole input file (missing, unknown format, no language) fail now."""
+    for path in options.inputs:
+        read_records(path, fmt=options.fmt, text_field=options.text_field,
+                     id_field=options.id_field, lang_field=options.lang_field,
+                     context_fields=options.context_fields, default_lang=options.lang,
+                     txt_mode=options.txt_mode)
+
+
 def handle(args: argparse.Namespace) -> int:
     options = options_from_args(args, args.out)
+    check_inputs(options)
     library = load_prompts(args.prompts or None)
     # Fail before the first request: prompts, tasks and every stage's endpoint and price.
     library.get(options.judge_prompt)

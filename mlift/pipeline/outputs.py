@@ -80,13 +80,13 @@ def scan(out_dir: Path, *, repair: bool = False) -> Finished:
 class RunFiles:
     """Appends records to the run folder's JSONL files, one flushed line at a time."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path,
+                 names: tuple[str, ...] = (DATASET, SCORED, REJECTS)) -> None:
         self.dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         self.finished = scan(out_dir, repair=True)
         self._files: dict[str, IO[str]] = {
-            name: (out_dir / name).open("a", encoding="utf-8")
-            for name in (DATASET, SCORED, REJECTS)}
+            name: (out_dir / name).open("a", encoding="utf-8") for name in names}
 
     def _write(self, name: str, record: dict[str, Any]) -> None:
         fh = self._files[name]

@@ -10,6 +10,7 @@ skipped on a re-run, and the cache makes half-finished ones free.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ class RunOptions:
     seed: int = 0
     select: SelectConfig = field(default_factory=SelectConfig)
     workers: int = 64
+    # Process only these selected records (a pilot run); None = all.
+    only_ids: frozenset[str] | None = None
 
 
 @dataclass(slots=True)
@@ -109,6 +112,7 @@ class Pipeline:
 
     def _items(self) -> Iterator[Record | Reject | _Bad]:
         o = self.o
+        wanted = set(o.only_ids) if o.only_ids is not None else None
         for path in o.inputs:
             for item in read_records(path, fmt=o.fmt, text_field=o.text_field,
                                      id_field=o.id_field, lang_field=o.lang_field,
@@ -123,10 +127,16 @@ class Pipeline:
                 else:
                     out = self.selector.select(item)
                 item_id = out.id if not isinstance(out, Reject) else out.record.id
+                if wanted is not None:
+                    if item_id not in wanted or not isinstance(out, Record):
+                        continue
+                    wanted.discard(item_id)
                 if self.files.finished.done(item_id, o.min_score):
                     self.report.skipped_done += 1
                     continue
                 yield out
+                if wanted is not None and not wanted:
+                    return  # every chosen record is on its way
 
     # -- one item -----------------------------------------------------------
 
@@ -241,7 +251,7 @@ class Pipeline:
             "judge_parse_failures": self.stages.judge_parse_failures,
             "judge_reasks": self.stages.judge_reasks,
         }
-        self.files.write_run_json({
+        data: dict[str, Any] = {
             "mlift_version": __version__,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "elapsed_s": round(time.time() - started, 3),
@@ -251,7 +261,14 @@ class Pipeline:
             "funnel": r.funnel,
             "accounting": self.engine.accounting.snapshot(),
             "budget": self.engine.budget.to_json(),
-        })
+        }
+        estimate = self.o.out_dir / "estimate.json"
+        if estimate.exists():  # written by `mlift estimate --out DIR`
+            from mlift.estimate import estimate_vs_actual
+
+            data["estimate_vs_actual"] = estimate_vs_actual(
+                json.loads(estimate.read_text(encoding="utf-8")), data["accounting"])
+        self.files.write_run_json(data)
 
     def _config(self) -> dict[str, Any]:
         o = self.o

@@ -113,7 +113,7 @@ def read_records(path: str | Path, *, fmt: str | None = None, text_field: str = 
     lang = get_language(default_lang).code if default_lang is not None else None
     ctx = tuple(context_fields)
     if kind == "txt" and lang is None:
-        raise ConfigError(f"{p}: plain text has no language field; pass a default language")
+        raise ConfigError(f"{p}: plain text has no language field; pass its language with --lang")
     if kind == "txt" and ctx:
         raise ConfigError(f"{p}: plain text has no fields, so no context fields")
     builder = _Builder(str(p), dataset or _base_name(p), text_field, id_field, lang_field,

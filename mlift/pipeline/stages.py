@@ -26,6 +26,18 @@ MAX_REASKS = 2
 ENGLISH = get_language("en")
 
 
+# max_tokens of a translation, as a multiple of the source's tokens (plus slack):
+# English from another language rarely needs more tokens than the source; an
+# instruction translated into an Indic or CJK language may need several times more.
+TO_EN_BUDGET, BACK_BUDGET, BUDGET_SLACK = 3.0, 6.0, 64
+
+
+def translation_budget(template: PromptTemplate, text: str, model: str, factor: float) -> int:
+    """max_tokens for a translation: room for the text, within the prompt's cap."""
+    cap = int(template.params.get("max_tokens", 4096))
+    return min(cap, int(factor * count_tokens(text, model)) + BUDGET_SLACK)
+
+
 class StageReject(Exception):
     """This item leaves the pipeline at ``stage`` for reason ``code``."""
 
@@ -92,10 +104,7 @@ class Stages:
         return completion
 
     def _budget(self, template: PromptTemplate, text: str, target: str, factor: float) -> int:
-        """max_tokens for a translation: room for the text, within the prompt's cap."""
-        cap = int(template.params.get("max_tokens", 4096))
-        model = self.engine.endpoint(target).model
-        return min(cap, int(factor * count_tokens(text, model)) + 64)
+        return translation_budget(template, text, self.engine.endpoint(target).model, factor)
 
     async def to_english(self, item_id: str, text: str, lang: Language, trace: Trace,
                          *, stage: str = "to_en") -> str:
@@ -106,7 +115,7 @@ class Stages:
         done = await self._call(stage, self.models.translator, self.to_en_prompt, messages,
                                 item_id, trace,
                                 max_tokens=self._budget(self.to_en_prompt, text,
-                                                        self.models.translator, 3.0))
+                                                        self.models.translator, TO_EN_BUDGET))
         problem = validate.check_output(done.text, done.finish_reason)
         if problem:
             raise StageReject(stage, *problem)
@@ -156,7 +165,7 @@ class Stages:
         done = await self._call("back", self.models.translator, self.back_prompt, messages,
                                 item_id, trace,
                                 max_tokens=self._budget(self.back_prompt, instruction_en,
-                                                        self.models.translator, 6.0))
+                                                        self.models.translator, BACK_BUDGET))
         text = done.text.strip()
         problem = validate.check_output(text, done.finish_reason) or \
             validate.check_back_translation(text, lang, has_context=has_context,

@@ -1,0 +1,150 @@
+"""The engine through the CLI (`mlift requests`, `mlift run`) against a simulator with faults.
+
+The simulator runs in its own thread and event loop, like a remote server;
+the real openai SDK talks to it through --base-url.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlift.cli import main
+from mlift.sim import SimConfig, SimServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ThreadedSim:
+    def __init__(self, config: SimConfig) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.server = SimServer(config)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url
+
+    def stats(self) -> dict[str, Any]:
+        return self.server.stats()
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def remote_sim() -> Iterator[Callable[[SimConfig], ThreadedSim]]:
+    started: list[ThreadedSim] = []
+
+    def start(config: SimConfig) -> ThreadedSim:
+        server = ThreadedSim(config)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def requests_file(path: Path, n: int) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            body = {"messages": [{"role": "user", "content": f"Tell me about item {i}."}],
+                    "max_tokens": 20, "metadata": {"i": i}}
+            fh.write(json.dumps(body) + "\n")
+    return path
+
+
+def results(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def mlift_requests(sim: ThreadedSim, src: Path, out: Path, cache: Path, *extra: str) -> int:
+    return main(["requests", str(src), "--out", str(out), "--provider", "openai:gpt-4o-mini",
+                 "--base-url", sim.url + "/v1", "--cache-dir", str(cache), "-q", *extra])
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+
+
+def test_every_line_gets_one_result_in_order_under_every_fault_kind(
+        tmp_path: Path, remote_sim: Callable[[SimConfig], ThreadedSim]) -> None:
+    sim = remote_sim(SimConfig(error_rate=0.15, timeout_rate=0.03, hang_s=30.0,
+                               drop_rate=0.03, malformed_rate=0.03, seed=3))
+    src, out = requests_file(tmp_path / "in.jsonl", 150), tmp_path / "out.jsonl"
+    code = mlift_requests(sim, src, out, tmp_path / "c", "--request-timeout", "1")
+    got = results(out)
+    assert [r["line"] for r in got] == list(range(1, 151))
+    assert [r["metadata"]["i"] for r in got] == list(range(150))
+    assert all("response" in r for r in got), [r["error"] for r in got if "error" in r]
+    assert code == 0
+    faults = sim.stats()["faults"]
+    assert all(faults.get(k, 0) > 0 for k in ("error", "timeout", "drop", "malformed")), faults
+
+
+def test_rerun_is_served_from_the_cache_and_sends_nothing(
+        tmp_path: Path, remote_sim: Callable[[SimConfig], ThreadedSim]) -> None:
+    sim = remote_sim(SimConfig())
+    src = requests_file(tmp_path / "in.jsonl", 40)
+    mlift_requests(sim, src, tmp_path / "a.jsonl", tmp_path / "c")
+    sent = sim.stats()["requests"]
+    assert mlift_requests(sim, src, tmp_path / "b.jsonl", tmp_path / "c") == 0
+    assert sim.stats()["requests"] == sent
+    assert all(r["cached"] for r in results(tmp_path / "b.jsonl"))
+
+
+def test_budget_cap_stops_cleanly_and_a_higher_cap_resumes_without_duplicates(
+        tmp_path: Path, remote_sim: Callable[[SimConfig], ThreadedSim]) -> None:
+    sim = remote_sim(SimConfig())
+    src, out = requests_file(tmp_path / "in.jsonl", 60), tmp_path / "out.jsonl"
+    assert mlift_requests(sim, src, out, tmp_path / "c", "--max-cost", "0.0002") == 4
+    first = results(out)
+    assert 0 < len(first) < 60
+    assert mlift_requests(sim, src, out, tmp_path / "c", "--max-cost", "1") == 0
+    assert [r["line"] for r in results(out)] == list(range(1, 61))
+
+
+def test_wrong_key_stops_the_run_with_exit_3_naming_the_variable(
+        tmp_path: Path, remote_sim: Callable[[SimConfig], ThreadedSim],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    sim = remote_sim(SimConfig(require_key="sk-right"))
+    src = requests_file(tmp_path / "in.jsonl", 200)
+    assert mlift_requests(sim, src, tmp_path / "out.jsonl", tmp_path / "c") == 3
+    err = capsys.readouterr().err
+    assert "OPENAI_API_KEY" in err and "sk-test" not in err and "Traceback" not in err
+    assert sim.stats()["requests"] < 200  # it stopped instead of sending every line
+
+
+def test_pipeline_stops_on_a_wrong_key_with_exit_3(
+        tmp_path: Path, remote_sim: Callable[[SimConfig], ThreadedSim],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    sim = remote_sim(SimConfig(require_key="sk-right"))
+    code = main(["run", str(ROOT / "samples" / "hi.jsonl"), "--out", str(tmp_path / "o"),
+                 "--provider", "openai:gpt-4o-mini", "--base-url", sim.url + "/v1",
+                 "--cache-dir", str(tmp_path / "c"), "-q"])
+    assert code == 3
+    assert "OPENAI_API_KEY" in capsys.readouterr().err
+
+
+def test_rate_limited_server_is_never_pushed_past_its_limit(
+        tmp_path: Path, remote_sim: Callable[[SimConfig], ThreadedSim]) -> None:
+    # mlift is told nothing: it learns the limit from the headers and 429s.
+    sim = remote_sim(SimConfig(rpm=1200))
+    src, out = requests_file(tmp_path / "in.jsonl", 60), tmp_path / "out.jsonl"
+    assert mlift_requests(sim, src, out, tmp_path / "c") == 0
+    stats = sim.stats()
+    assert len(results(out)) == 60
+    assert stats["max_requests_1s"] <= 1200 / 60 * 2  # one second of burst plus refill
