@@ -15,7 +15,10 @@ from typing import Any
 from benchmarks.procs import MLIFT, PYTHON, Measured, measure
 
 MODEL_SPEC = "openai:gpt-4o-mini"
-ENV = {"OPENAI_API_KEY": "sk-bench", "TIKTOKEN_CACHE_DIR": "/work/shared/tokenizers"}
+# tiktoken's encodings from the folder next to the checkout on offline machines.
+_TOKENIZERS = Path(__file__).resolve().parents[2] / "shared" / "tokenizers"
+ENV = {"OPENAI_API_KEY": "sk-bench",
+       **({"TIKTOKEN_CACHE_DIR": str(_TOKENIZERS)} if _TOKENIZERS.is_dir() else {})}
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import limits, sim_limits, speed
+from benchmarks.clients import ENV
 from benchmarks.common import Ctx, Row
 
 SCENARIOS: dict[str, Callable[[Ctx], list[Row]]] = {
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         p.error(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", "/work/shared/tokenizers")
+    os.environ.update({k: v for k, v in ENV.items() if k == "TIKTOKEN_CACHE_DIR"})
     # A TERM (kill PID) unwinds like Ctrl-C, so every simulator process is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     start = time.perf_counter()

@@ -161,3 +161,17 @@ def test_unknown_provider_fails_before_any_request(tmp_path: Path,
     assert code == 2
     assert "Did you mean 'openai'" in capsys.readouterr().err
     assert not (tmp_path / "o" / "dataset.jsonl").exists()
+
+
+def test_text_longer_than_the_models_context_is_a_reject_and_the_rest_runs(
+        tmp_path: Path) -> None:
+    config = tmp_path / "mlift.toml"
+    config.write_text('[providers.tiny]\nkind = "sim"\ncontext_tokens = 2600\n')
+    out = tmp_path / "out"
+    assert run(*subset(tmp_path, 8), "--out", str(out), "--cache-dir", str(tmp_path / "c"),
+               "--config", str(config), "--provider", "tiny:default") == 0
+    rejects = [r for r in rows(out / "rejects.jsonl") if r["code"] == "too_long_for_model"]
+    assert rejects, "some sample paragraphs exceed a 2600-token window with room to answer"
+    assert all(r["stage"] == "to_en" and "context_tokens" in r["detail"] for r in rejects)
+    funnel = json.loads((out / "run.json").read_text())["funnel"]
+    assert funnel["balanced"] and funnel["kept"] > 0

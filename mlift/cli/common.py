@@ -112,9 +112,14 @@ class Progress:
 
     def line(self) -> str:
         done, total = self._counts()
-        return format_progress(self._engine.accounting.snapshot(),
-                               elapsed_s=time.monotonic() - self._start,
+        snapshot = self._engine.accounting.snapshot()
+        text = format_progress(snapshot, elapsed_s=time.monotonic() - self._start,
                                total_items=total, done_items=done)
+        stages = snapshot.get("stages", {})
+        if len(stages) > 1:  # a pipeline: where the requests are going
+            text += " · " + " ".join(f"{name} {cell['requests']:,}"
+                                     for name, cell in stages.items())
+        return text
 
     async def _tick(self) -> None:
         period = 1.0 if self._tty else 10.0

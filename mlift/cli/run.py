@@ -116,6 +116,19 @@ def check_inputs(options: RunOptions) -> None:
                      txt_mode=options.txt_mode)
 
 
+def count_records(options: RunOptions) -> int | None:
+    """Input records, for the ETA: counted cheaply for line-based files, else unknown."""
+    if options.fmt not in (None, "jsonl") or options.txt_mode == "block":
+        return None
+    total = 0
+    for path in options.inputs:
+        if path.suffix not in (".jsonl", ".ndjson", ".txt"):
+            return None
+        with path.open("rb") as fh:
+            total += sum(1 for line in fh if line.strip())
+    return total
+
+
 def handle(args: argparse.Namespace) -> int:
     options = options_from_args(args, args.out)
     check_inputs(options)
@@ -138,8 +151,10 @@ async def _run(args: argparse.Namespace, options: RunOptions, library: object) -
         pipeline = Pipeline(options, engine, library)  # type: ignore[arg-type]
         report = pipeline.report
 
+        total = count_records(options)
+
         def counts() -> tuple[int | None, int | None]:
-            return pipeline.scheduler.emitted, None
+            return pipeline.report.skipped_done + pipeline.scheduler.emitted, total
 
         async with Progress(engine, quiet=args.quiet, counts=counts):
             report = await pipeline.run()

@@ -23,6 +23,10 @@ from mlift.tokens import count_tokens
 from mlift.types import Completion, Message, Request
 
 MAX_REASKS = 2
+# Context window assumed when a profile does not say (current OpenAI and
+# Anthropic chat models take 128k-200k), and room kept for the prompt itself.
+DEFAULT_CONTEXT_TOKENS = 128_000
+PROMPT_ROOM = 2_000
 ENGLISH = get_language("en")
 
 
@@ -112,6 +116,7 @@ class Stages:
             return text
         messages = render(self.to_en_prompt, {"text": text, "source_lang": lang.code,
                                               "source_name": lang.name})
+        self._check_context(stage, text, self.models.translator)
         done = await self._call(stage, self.models.translator, self.to_en_prompt, messages,
                                 item_id, trace,
                                 max_tokens=self._budget(self.to_en_prompt, text,
@@ -120,6 +125,17 @@ class Stages:
         if problem:
             raise StageReject(stage, *problem)
         return done.text.strip()
+
+    def _check_context(self, stage: str, text: str, target: str) -> None:
+        """A text the model cannot take in whole is a reject, not a failed request."""
+        endpoint = self.engine.endpoint(target)
+        limit = endpoint.context_tokens or DEFAULT_CONTEXT_TOKENS
+        tokens = count_tokens(text, endpoint.model)
+        # The prompt around it and an answer about as long must fit too.
+        if 2 * tokens + PROMPT_ROOM > limit:
+            raise StageReject(stage, "too_long_for_model",
+                              f"~{tokens} tokens; {endpoint.spec} takes {limit} in all "
+                              f"(set context_tokens in its profile if that is wrong)")
 
     async def instruct(self, item_id: str, draw: Draw, response_en: str,
                        context_en: str | None, trace: Trace) -> str:
