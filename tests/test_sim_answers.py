@@ -139,3 +139,16 @@ def test_bad_verdicts_come_at_their_rate_and_a_reask_redraws() -> None:
 def test_unmarked_prompt_gets_a_generic_marked_answer() -> None:
     out = answer("", [("user", "Tell me about elephants and their memory")], 0, 0.0)
     assert out.startswith("[sim] ") and "elephants" in out
+
+
+def test_verbosity_stretches_free_text_but_not_verdicts() -> None:
+    from mlift.sim.answers import answer
+
+    system = "<!-- mlift:translate source=hi target=en -->"
+    messages = (("user", "<text>मौसम विभाग ने अनुमान जताया है।</text>"),)
+    once = answer(system, messages, 0, 0.0)
+    twice = answer(system, messages, 0, 0.0, verbosity=2.0)
+    assert len(twice.split()) == 2 * len(once.split())
+    judge = "<!-- mlift:judge format=json -->"
+    verdict = (("user", "<instruction>Say hi</instruction><response>hi</response>"),)
+    assert answer(judge, verdict, 0, 0.0, verbosity=3.0) == answer(judge, verdict, 0, 0.0)

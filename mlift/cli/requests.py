@@ -45,6 +45,7 @@ async def _run(args: argparse.Namespace) -> int:
     factory = EngineFactory.from_args(args)
     async with factory.engine() as engine:
         summary = BulkSummary()
+        engine.endpoint(args.provider)  # validate and warm up before the clock starts
         async with Progress(engine, quiet=args.quiet) as progress:
             try:
                 summary = await run_requests(engine, args.input, args.out, args.provider,

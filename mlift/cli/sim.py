@@ -39,6 +39,8 @@ def register(subparsers: Any) -> None:
                        help="bucket capacity in seconds of the limit (default 1)")
     serve.add_argument("--bad-verdict-rate", type=float, default=0.02,
                        help="share of judge answers without a score")
+    serve.add_argument("--verbosity", type=float, default=1.0,
+                       help="make free-text answers this many times as long (default 1)")
     serve.add_argument("--seed", type=int, default=0)
     serve.add_argument("--require-key", default=os.environ.get("MLIFT_SIM_KEY"),
                        help="demand this API key (default: $MLIFT_SIM_KEY; none if unset)")
@@ -54,7 +56,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
                      timeout_rate=args.timeout_rate, drop_rate=args.drop_rate,
                      malformed_rate=args.malformed_rate, hang_s=args.hang_s,
                      burst_s=args.burst_s, seed=args.seed, require_key=args.require_key,
-                     bad_verdict_rate=args.bad_verdict_rate)
+                     bad_verdict_rate=args.bad_verdict_rate, verbosity=args.verbosity)
 
 
 def _serve(args: argparse.Namespace) -> int:

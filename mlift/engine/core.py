@@ -40,7 +40,7 @@ from mlift.prices import Price, PriceTable
 from mlift.providers.base import Endpoint, Provider
 from mlift.providers.headers import anthropic_ratelimit, openai_ratelimit
 from mlift.providers.registry import create_provider
-from mlift.tokens import count_chat_tokens
+from mlift.tokens import count_chat_tokens, warm_up
 from mlift.types import Completion, Request
 
 Resolver = Callable[[str], Endpoint]
@@ -115,6 +115,8 @@ class Engine:
             endpoint = self._resolve(target)
             # A model without a price fails here, before anything is sent.
             price = self._prices.price_for(endpoint)
+            # Load the tokenizer now (~1 s once), not inside the first request.
+            warm_up(endpoint.model)
             # Profiles that point at the same server and model share one limiter.
             state = self._shared.get(endpoint.limit_key)
             if state is None:

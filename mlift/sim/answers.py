@@ -168,18 +168,36 @@ def generic_answer(user: str, seed: int) -> str:
 
 
 def answer(system: str, messages: Sequence[tuple[str, str]], seed: int,
-           bad_verdict_rate: float) -> str:
-    """The simulated answer to a chat: ``system`` text plus (role, content) messages."""
+           bad_verdict_rate: float, verbosity: float = 1.0) -> str:
+    """The simulated answer to a chat: ``system`` text plus (role, content) messages.
+
+    ``verbosity`` stretches free-text answers (not verdicts) to that many
+    times their length: a provider that writes more, for checking estimates.
+    """
     user = next((c for r, c in reversed(messages) if r == "user"), "")
     marker = parse_marker(system) or parse_marker(user)
-    if marker is None:
-        return generic_answer(user, seed)
-    kind, options = marker
-    if kind == "translate":
-        return translate_answer(options, user, seed)
-    if kind == "instruct":
-        return instruct_answer(options, user, seed)
+    kind, options = marker if marker is not None else ("generic", {})
     if kind == "judge":
         conversation = "\x1e".join(f"{r}:{c}" for r, c in messages)
         return judge_answer(options, user, conversation, seed, bad_verdict_rate)
-    return generic_answer(user, seed)
+    if kind == "translate":
+        text = translate_answer(options, user, seed)
+    elif kind == "instruct":
+        text = instruct_answer(options, user, seed)
+    else:
+        text = generic_answer(user, seed)
+    return stretch(text, verbosity)
+
+
+def stretch(text: str, factor: float) -> str:
+    """``text`` made ``factor`` times as long by repeating its words (placeholders kept once)."""
+    if factor == 1.0 or not text:
+        return text
+    body, placeholder = text, ""
+    if "<<CONTEXT>>" in text:
+        body, _, tail = text.partition("<<CONTEXT>>")
+        placeholder = "<<CONTEXT>>" + tail
+    words = body.split(" ")
+    target = max(1, round(len(words) * factor))
+    out = (words * (target // len(words) + 1))[:target]
+    return " ".join(out).rstrip() + (" " + placeholder if placeholder else "")

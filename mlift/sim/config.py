@@ -17,7 +17,9 @@ class SimConfig:
     order from one seeded RNG: error (5xx/529), timeout (hang for ``hang_s``),
     drop (connection cut mid-body), malformed (200 with a body that is not
     JSON). ``bad_verdict_rate`` is the share of judge answers that carry no
-    score. ``require_key`` makes every route demand that API key.
+    score. ``verbosity`` makes free-text answers that many times as long (a
+    wordier provider, to check that estimates hold beyond this simulator).
+    ``require_key`` makes every route demand that API key.
     """
 
     rpm: float | None = None
@@ -33,6 +35,7 @@ class SimConfig:
     seed: int = 0
     require_key: str | None = None
     bad_verdict_rate: float = 0.02
+    verbosity: float = 1.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -47,6 +50,8 @@ class SimConfig:
         for name in ("latency_ms", "jitter_ms", "hang_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"sim: {name} must not be negative, got {getattr(self, name)}")
+        if self.verbosity <= 0:
+            raise ConfigError(f"sim: verbosity must be positive, got {self.verbosity}")
         if self.burst_s <= 0:
             raise ConfigError(f"sim: burst_s must be positive, got {self.burst_s}")
         total = self.error_rate + self.timeout_rate + self.drop_rate + self.malformed_rate

@@ -29,9 +29,9 @@ _SSE_TYPE = "text/event-stream; charset=utf-8"
 @lru_cache(maxsize=8192)
 def _cached_answer(model: str, system: str, messages: tuple[tuple[str, str], ...],
                    max_tokens: int | None, seed: int, bad_verdict_rate: float,
-                   ) -> tuple[str, str, int]:
+                   verbosity: float = 1.0) -> tuple[str, str, int]:
     """(text, finish_reason, completion tokens); answers are pure, so repeats are free."""
-    text = answer(system, messages, seed, bad_verdict_rate)
+    text = answer(system, messages, seed, bad_verdict_rate, verbosity)
     cut = False
     if max_tokens is not None:
         text, cut = truncate_tokens(text, max_tokens, model)
@@ -228,7 +228,7 @@ class SimServer:
 
         text, finish, completion = _cached_answer(req.model, req.system, req.messages,
                                                   req.max_tokens, cfg.seed,
-                                                  cfg.bad_verdict_rate)
+                                                  cfg.bad_verdict_rate, cfg.verbosity)
         usage = (prompt, completion)
         if req.stream:
             build = wire.openai_stream if dialect == "openai" else wire.anthropic_stream
