@@ -8,7 +8,7 @@ lets mlift run, be tested and be benchmarked with no key and no network::
 
     async with SimServer(SimConfig(rpm=600, error_rate=0.01)) as sim:
         client = AsyncOpenAI(base_url=sim.base_url + "/v1", api_key="sim")
-        ...
+        reply = await client.chat.completions.create(model="m", messages=[...])
         print(sim.stats())
 
 From the command line: ``mlift sim serve --port 8000`` and ``mlift sim demo``.
