@@ -87,3 +87,20 @@ def run_naive(api: str, inp: Path, out: Path, concurrency: int = 64,
     cmd = [PYTHON, "-m", "benchmarks.naive", str(inp), str(out), "--base-url", api,
            "--concurrency", str(concurrency), "--stats-json", str(stats_path)]
     return _finish(label, measure(cmd, env=ENV), out, stats_path)
+
+
+def run_curator(python: str, api: str, inp: Path, out: Path, *flags: str,
+                label: str = "curator") -> ClientRun:
+    """``benchmarks/curator_client.py`` under another virtualenv's Python (optional peer)."""
+    out.unlink(missing_ok=True)
+    script = Path(__file__).with_name("curator_client.py")
+    cmd = [python, str(script), str(inp), str(out), "--base-url", api, *flags]
+    m = measure(cmd, env=ENV)
+    elapsed = m.wall_s
+    for line in reversed(m.stderr.splitlines()):
+        if line.startswith('{"elapsed_s"'):
+            elapsed = float(json.loads(line)["elapsed_s"])
+            break
+    if m.returncode != 0:
+        raise RuntimeError(f"{label} exited {m.returncode}: {m.stderr[-2000:]}")
+    return ClientRun(label, m, elapsed, check_output(out), {})

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import limits, sim_limits, speed
+from benchmarks import limits, peers, sim_limits, speed
 from benchmarks.clients import ENV
 from benchmarks.common import Ctx, Row
 
@@ -33,6 +33,7 @@ SCENARIOS: dict[str, Callable[[Ctx], list[Row]]] = {
     "overhead": speed.overhead_and_cache,   # also scenario 6 (cache re-run, same simulator)
     "memory": speed.memory,
     "pipeline": speed.pipeline,
+    "peers": peers.curator,                 # optional: only with --curator PYTHON
 }
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                    "RESULTS.md")
     p.add_argument("--only", help=f"comma-separated scenarios: {', '.join(SCENARIOS)}")
     p.add_argument("--results", type=Path, default=RESULTS, help="where a full run writes")
+    p.add_argument("--curator", metavar="PYTHON",
+                   help="a virtualenv's python with bespokelabs-curator, for the peer column")
     args = p.parse_args(argv)
     names = args.only.split(",") if args.only else list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
@@ -117,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="mlift-bench-") as tmp:
         ctx = Ctx(Path(tmp), args.quick)
+        ctx.notes["curator_python"] = args.curator
         for name in names:
             t0 = time.perf_counter()
             print(f"== {name} ...", file=sys.stderr, flush=True)
