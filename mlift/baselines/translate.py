@@ -34,23 +34,23 @@ from mlift.baselines.common import (
 )
 from mlift.engine.core import Engine
 from mlift.engine.scheduler import NOT_DONE, Scheduler
-from mlift.errors import AuthError, BudgetExceeded, ConfigError, InputError, ProviderError
+from mlift.errors import BudgetExceeded, ConfigError, InputError
 from mlift.langs import Language, get_language
 from mlift.pipeline import validate
 from mlift.pipeline.outputs import DATASET, REJECTS, RunFiles
 from mlift.pipeline.sources import Record, read_records
-from mlift.pipeline.stages import StageReject, Trace
+from mlift.pipeline.stages import (
+    BACK_BUDGET,
+    StageReject,
+    Trace,
+    call_model,
+    translation_budget,
+)
 from mlift.prompts import PromptLibrary, PromptTemplate, render
-from mlift.tokens import count_tokens
-from mlift.types import Request
 
 TASK = "translated"
 INSTRUCTION_PROMPT = "translate/back"
 RESPONSE_PROMPT = "translate/ift"
-# max_tokens for a translation: this many times the English text's tokens, plus
-# a margin, within the prompt's cap. Devanagari and Telugu take several times
-# more tokens than English for the same sentence.
-_TOKEN_FACTOR = 6.0
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -182,23 +182,12 @@ class TranslateBaseline:
     async def _call(self, stage: str, template: PromptTemplate, text: str, item_id: str,
                     trace: Trace) -> str:
         lang, target = self.lang, self.o.translator
-        cap = int(template.params.get("max_tokens", 4096))
-        budget = min(cap, int(_TOKEN_FACTOR * count_tokens(text, self.engine.endpoint(
-            target).model)) + 64)
-        request = Request(
-            target=target, max_tokens=budget,
-            messages=render(template, {"text": text, "target_lang": lang.code,
-                                       "target_name": lang.name}),
-            temperature=float(template.params.get("temperature", 0.0)),
-            prompt=template.ref, stage=stage, item_id=item_id)
-        try:
-            done = await self.engine.complete(request)
-        except AuthError:
-            raise
-        except ProviderError as exc:
-            raise StageReject(stage, f"provider_{type(exc).__name__}", str(exc)) from exc
-        trace.add(stage, done)
-        trace.prompts[stage] = template.ref
+        model = self.engine.endpoint(target).model
+        messages = render(template, {"text": text, "target_lang": lang.code,
+                                     "target_name": lang.name})
+        done = await call_model(self.engine, stage, target, template, messages, item_id, trace,
+                                max_tokens=translation_budget(template, text, model,
+                                                              BACK_BUDGET))
         out = done.text.strip()
         problem = (validate.check_output(done.text, done.finish_reason)
                    or _unchanged(out, text)

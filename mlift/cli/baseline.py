@@ -14,7 +14,6 @@ import asyncio
 import sys
 from pathlib import Path
 
-from mlift.baselines.common import BaselineReport
 from mlift.baselines.template import TASKS, TemplateOptions, run_template_baseline
 from mlift.baselines.translate import (
     PRESETS,
@@ -23,7 +22,7 @@ from mlift.baselines.translate import (
     TranslateOptions,
     target_language,
 )
-from mlift.cli.common import EngineFactory, Progress, add_engine_args
+from mlift.cli.common import EngineFactory, Progress, add_engine_args, print_summary
 from mlift.errors import ConfigError
 from mlift.prompts import PromptLibrary, load_prompts
 
@@ -162,8 +161,8 @@ async def _translate(args: argparse.Namespace, options: TranslateOptions,
 
         async with Progress(engine, quiet=args.quiet, counts=counts):
             report = await baseline.run()
-    _summary("translate", report, options.out_dir,
-             f"cost ${engine.accounting.total_cost():.4f} this run; ")
+    print_summary("baseline translate", report, options.out_dir,
+                  engine.accounting.total_cost())
     if report.stopped:
         print(f"mlift baseline translate: stopped early: {report.stopped}", file=sys.stderr)
         return 4
@@ -189,18 +188,5 @@ def handle_template(args: argparse.Namespace) -> int:
                               id_field=args.id_field, lang_field=args.lang_field,
                               fmt=args.fmt, template_dirs=tuple(args.templates))
     report = run_template_baseline(options)
-    _summary("template", report, options.out_dir, "")
+    print_summary("baseline template", report, options.out_dir, None)
     return 0 if report.balanced else 1
-
-
-def _summary(kind: str, report: BaselineReport, out_dir: Path, cost: str) -> None:
-    status = "ok" if report.balanced else "MISMATCH"
-    print(f"mlift baseline {kind}: {report.inputs} input = {report.kept} kept + "
-          f"{report.rejected} rejected [{status}]"
-          + (f"; {report.skipped_done} already done" if report.skipped_done else ""),
-          file=sys.stderr)
-    reasons = report.funnel.get("rejects_by_stage_and_reason", {})
-    if reasons:
-        top = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:6])
-        print(f"  rejects: {top}", file=sys.stderr)
-    print(f"  {cost}dataset: {out_dir / 'dataset.jsonl'}", file=sys.stderr)

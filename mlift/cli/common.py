@@ -9,7 +9,8 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TextIO
+from pathlib import Path
+from typing import Any, Protocol, TextIO
 
 from mlift.config import Config, load_config, resolve_endpoint
 from mlift.engine.accounting import Accounting, Budget, format_progress
@@ -150,3 +151,34 @@ class Progress:
     @property
     def elapsed_s(self) -> float:
         return time.monotonic() - self._start
+
+
+class FunnelReport(Protocol):
+    inputs: int
+    kept: int
+    rejected: int
+    skipped_done: int
+    funnel: dict[str, Any]
+
+    @property
+    def balanced(self) -> bool: ...
+
+
+def print_summary(command: str, report: FunnelReport, out_dir: Path,
+                  cost: float | None) -> None:
+    """The closing lines of a dataset-building command: the count check, rejects, where to look."""
+    status = "ok" if report.balanced else "MISMATCH"
+    below = getattr(report, "below", None)
+    parts = [f"{report.kept} kept"]
+    if below is not None:
+        parts.append(f"{below} below threshold")
+    parts.append(f"{report.rejected} rejected")
+    print(f"mlift {command}: {report.inputs} input = {' + '.join(parts)} [{status}]"
+          + (f"; {report.skipped_done} already done" if report.skipped_done else ""),
+          file=sys.stderr)
+    reasons = report.funnel.get("rejects_by_stage_and_reason", {})
+    if reasons:
+        top = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:6])
+        print(f"  rejects: {top}", file=sys.stderr)
+    spent = f"cost ${cost:.4f} this run; " if cost is not None else ""
+    print(f"  {spent}dataset: {out_dir / 'dataset.jsonl'}", file=sys.stderr)

@@ -7,10 +7,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-from mlift.cli.common import EngineFactory, Progress, add_engine_args
+from mlift.cli.common import EngineFactory, Progress, add_engine_args, print_summary
 from mlift.errors import ConfigError
 from mlift.langs import get_language
-from mlift.pipeline.runner import Pipeline, RunOptions, RunReport
+from mlift.pipeline.runner import Pipeline, RunOptions
 from mlift.pipeline.select import SelectConfig
 from mlift.pipeline.sources import read_records
 from mlift.pipeline.stages import Models
@@ -158,21 +158,8 @@ async def _run(args: argparse.Namespace, options: RunOptions, library: object) -
 
         async with Progress(engine, quiet=args.quiet, counts=counts):
             report = await pipeline.run()
-    print_summary(report, options.out_dir, engine.accounting.total_cost())
+    print_summary("run", report, options.out_dir, engine.accounting.total_cost())
     if report.stopped:
         print(f"mlift run: stopped early: {report.stopped}", file=sys.stderr)
         return 4
     return 0 if report.balanced else 1
-
-
-def print_summary(report: RunReport, out_dir: Path, cost: float) -> None:
-    status = "ok" if report.balanced else "MISMATCH"
-    print(f"mlift run: {report.inputs} input = {report.kept} kept + {report.below} below "
-          f"threshold + {report.rejected} rejected [{status}]"
-          + (f"; {report.skipped_done} already done" if report.skipped_done else ""),
-          file=sys.stderr)
-    reasons = report.funnel.get("rejects_by_stage_and_reason", {})
-    if reasons:
-        top = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:6])
-        print(f"  rejects: {top}", file=sys.stderr)
-    print(f"  cost ${cost:.4f} this run; dataset: {out_dir / 'dataset.jsonl'}", file=sys.stderr)

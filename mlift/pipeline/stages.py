@@ -76,6 +76,30 @@ class Trace:
         u["cached"] += int(completion.cached)
 
 
+async def call_model(engine: Engine, stage: str, target: str, template: PromptTemplate,
+                     messages: tuple[Message, ...], item_id: str, trace: Trace, *,
+                     max_tokens: int | None = None) -> Completion:
+    """One model call of a stage: a provider failure of this item becomes a StageReject.
+
+    Authentication errors and the budget cap are not the item's fault and propagate.
+    """
+    params = template.params
+    request = Request(
+        target=target, messages=messages,
+        max_tokens=max_tokens or int(params.get("max_tokens", 512)),
+        temperature=float(params.get("temperature", 0.0)),
+        prompt=template.ref, stage=stage, item_id=item_id)
+    try:
+        completion = await engine.complete(request)
+    except AuthError:
+        raise
+    except ProviderError as exc:
+        raise StageReject(stage, f"provider_{type(exc).__name__}", str(exc)) from exc
+    trace.add(stage, completion)
+    trace.prompts[stage] = template.ref
+    return completion
+
+
 class Stages:
     def __init__(self, engine: Engine, library: PromptLibrary, models: Models, *,
                  judge_prompt: str = "judge/fit", identify: validate.Identify | None = None
@@ -91,21 +115,8 @@ class Stages:
     async def _call(self, stage: str, target: str, template: PromptTemplate,
                     messages: tuple[Message, ...], item_id: str, trace: Trace, *,
                     max_tokens: int | None = None) -> Completion:
-        params = template.params
-        request = Request(
-            target=target, messages=messages,
-            max_tokens=max_tokens or int(params.get("max_tokens", 512)),
-            temperature=float(params.get("temperature", 0.0)),
-            prompt=template.ref, stage=stage, item_id=item_id)
-        try:
-            completion = await self.engine.complete(request)
-        except AuthError:
-            raise
-        except ProviderError as exc:
-            raise StageReject(stage, f"provider_{type(exc).__name__}", str(exc)) from exc
-        trace.add(stage, completion)
-        trace.prompts[stage] = template.ref
-        return completion
+        return await call_model(self.engine, stage, target, template, messages, item_id,
+                                trace, max_tokens=max_tokens)
 
     def _budget(self, template: PromptTemplate, text: str, target: str, factor: float) -> int:
         return translation_budget(template, text, self.engine.endpoint(target).model, factor)
