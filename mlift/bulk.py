@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlift.engine.core import Engine
-from mlift.engine.scheduler import NOT_DONE, Scheduler, _NotDone
+from mlift.engine.scheduler import NOT_DONE, Scheduler
 from mlift.errors import AuthError, BudgetExceeded, ConfigError, InputError, ProviderError
 from mlift.types import Message, Request
 
@@ -203,4 +203,4 @@ async def run_requests(engine: Engine, in_path: Path, out_path: Path, target: st
     return summary
 
 
-__all__ = ["BulkSummary", "Line", "_NotDone", "parse_line", "run_requests"]
+__all__ = ["BulkSummary", "Line", "parse_line", "run_requests"]
