@@ -65,10 +65,10 @@ def _serve(args: argparse.Namespace) -> int:
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            # Ctrl-C and a process manager's TERM both stop cleanly (not on Windows,
-            # where Ctrl-C arrives as KeyboardInterrupt instead).
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+        if sys.platform != "win32":
+            # Ctrl-C and a process manager's TERM both stop cleanly (on Windows,
+            # which has no loop signal handlers, Ctrl-C arrives as KeyboardInterrupt).
+            for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
         server = SimServer(config)
         await server.start(args.host, args.port)
