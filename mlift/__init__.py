@@ -42,7 +42,7 @@ _EXPORTS = {
     "PermanentError": "mlift.errors", "TransientError": "mlift.errors",
     "RateLimited": "mlift.errors", "ServerError": "mlift.errors",
     "ProviderTimeout": "mlift.errors", "ConnectionFailed": "mlift.errors",
-    "MalformedResponse": "mlift.errors",
+    "MalformedResponse": "mlift.errors", "EndpointUnusable": "mlift.errors",
 }
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "ConfigError",
     "ConnectionFailed",
     "Endpoint",
+    "EndpointUnusable",
     "Engine",
     "InputError",
     "MalformedResponse",
@@ -125,6 +126,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         BudgetExceeded,
         ConfigError,
         ConnectionFailed,
+        EndpointUnusable,
         InputError,
         MalformedResponse,
         MliftError,

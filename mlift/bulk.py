@@ -24,7 +24,7 @@ from typing import Any
 
 from mlift.engine.core import Engine
 from mlift.engine.scheduler import NOT_DONE, Scheduler
-from mlift.errors import AuthError, BudgetExceeded, ConfigError, InputError, ProviderError
+from mlift.errors import BudgetExceeded, ConfigError, EndpointUnusable, InputError, ProviderError
 from mlift.types import Message, Request
 
 # Body keys that are not generation parameters.
@@ -174,7 +174,7 @@ async def run_requests(engine: Engine, in_path: Path, out_path: Path, target: st
             summary.stopped_reason = str(exc)
             scheduler.stop()
             return NOT_DONE
-        except AuthError:
+        except EndpointUnusable:
             raise  # stops the run: every other line would fail the same way
         except ProviderError as exc:
             return exc

@@ -12,7 +12,9 @@ branches onto exit codes (usage 2, auth 3, partial failure 4)::
     ├── InputError                       one bad input record (file, line, field)
     ├── BudgetExceeded                   --max-cost would be passed; the run stops cleanly
     └── ProviderError                    a model call failed (provider, model, status, request id)
-        ├── AuthError                    401/403: stops the run, names the env var   → exit 3
+        ├── EndpointUnusable             no request to this endpoint can succeed: stops the run,
+        │   │                            leaving unprocessed items for the next one
+        │   └── AuthError                401/403: names the env var                  → exit 3
         ├── PermanentError               400/404/413/422…: fails the item, never retried
         └── TransientError               retried with backoff by the engine
             ├── RateLimited              429 (carries retry_after)
@@ -104,7 +106,15 @@ class ProviderError(MliftError):
         return prefix + super().__str__()
 
 
-class AuthError(ProviderError):
+class EndpointUnusable(ProviderError):
+    """Every request to this endpoint would fail: the run stops instead of burning items.
+
+    Not the item's fault, so stages never turn it into a reject; items not yet
+    finished stay unprocessed for the next run.
+    """
+
+
+class AuthError(EndpointUnusable):
     """401/403: the key is missing or wrong. Stops the whole run."""
 
 

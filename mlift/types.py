@@ -53,12 +53,31 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens of one call (or a sum of calls).
+
+    ``input_tokens`` is every input token the model processed, cached or not
+    (OpenAI's ``prompt_tokens``; Anthropic's ``input_tokens`` plus its cache
+    reads and writes). Of those, ``cached_input_tokens`` were read from the
+    provider's prompt cache (OpenAI ``prompt_tokens_details.cached_tokens``,
+    Anthropic ``cache_read_input_tokens``) and ``cache_write_tokens`` were
+    written to it (Anthropic ``cache_creation_input_tokens``); each kind is
+    priced at its own rate.
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        return max(0, self.input_tokens - self.cached_input_tokens - self.cache_write_tokens)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(self.input_tokens + other.input_tokens,
-                     self.output_tokens + other.output_tokens)
+                     self.output_tokens + other.output_tokens,
+                     self.cached_input_tokens + other.cached_input_tokens,
+                     self.cache_write_tokens + other.cache_write_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +113,19 @@ class Completion:
     ratelimit: RateLimitInfo | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, "finish_reason": self.finish_reason,
-                "usage": {"input_tokens": self.usage.input_tokens,
-                          "output_tokens": self.usage.output_tokens},
+        u = self.usage
+        usage = {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens}
+        if u.cached_input_tokens:
+            usage["cached_input_tokens"] = u.cached_input_tokens
+        if u.cache_write_tokens:
+            usage["cache_write_tokens"] = u.cache_write_tokens
+        return {"text": self.text, "finish_reason": self.finish_reason, "usage": usage,
                 "model": self.model, "request_id": self.request_id}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Completion:
         u = data["usage"]
         return cls(text=data["text"], finish_reason=data["finish_reason"],
-                   usage=Usage(u["input_tokens"], u["output_tokens"]),
+                   usage=Usage(u["input_tokens"], u["output_tokens"],
+                               u.get("cached_input_tokens", 0), u.get("cache_write_tokens", 0)),
                    model=data["model"], request_id=data.get("request_id"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlift.engine.core import Engine
-from mlift.errors import AuthError, ProviderError
+from mlift.errors import EndpointUnusable, ProviderError
 from mlift.langs import Language, get_language
 from mlift.pipeline import validate
 from mlift.pipeline.verdict import Verdict, VerdictError, parse_verdict, reask_message
@@ -91,7 +91,7 @@ async def call_model(engine: Engine, stage: str, target: str, template: PromptTe
         prompt=template.ref, stage=stage, item_id=item_id)
     try:
         completion = await engine.complete(request)
-    except AuthError:
+    except EndpointUnusable:
         raise
     except ProviderError as exc:
         raise StageReject(stage, f"provider_{type(exc).__name__}", str(exc)) from exc
