@@ -143,7 +143,7 @@ def test_output_tokens_are_charged_max_tokens_then_settled_to_what_was_written()
 async def post_json(http: aiohttp.ClientSession, url: str, payload: dict[str, Any],
                     headers: dict[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
     async with http.post(url, json=payload, headers=headers) as r:
-        return r.status, dict(r.headers), await r.json()
+        return r.status, {k.lower(): v for k, v in r.headers.items()}, await r.json()
 
 
 async def test_chars_accounting_charges_characters_over_four_plus_max_tokens(
