@@ -193,4 +193,4 @@ async def test_no_limit_headers_mode_sends_only_429s_and_retry_after(
     assert ok[0] == 200 and refused[0] == 429
     for _, headers in (ok, refused):
         assert not any(k.lower().startswith("x-ratelimit") for k in headers)
-    assert "retry-after" in refused[1]
+    assert "retry-after-ms" in refused[1]
