@@ -117,7 +117,7 @@ class SimServer:
         return self._stats.snapshot()
 
     def admitted_between(self, start: float, end: float) -> dict[str, float]:
-        """Answered requests admitted in ``[start, end)`` on the server's clock, and their charges."""
+        """Answered requests admitted in ``[start, end)`` (server clock) and their charges."""
         return self._stats.admitted_between(start, end)
 
     # ---- small routes ---------------------------------------------------------------------

@@ -84,7 +84,7 @@ class Stats:
         return self._times, self._charges, self._inputs, self._outputs
 
     def admitted_between(self, start: float, end: float) -> dict[str, float]:
-        """Answered requests admitted in ``[start, end)`` (server clock) and what they were charged."""
+        """Answered requests admitted in ``[start, end)`` (server clock) and their charges."""
         times, charges, inputs, outputs = self._sorted_log()
         picked = [i for i, t in enumerate(times) if start <= t < end]
         return {"requests": len(picked), "tokens": sum(charges[i] for i in picked),

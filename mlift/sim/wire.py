@@ -297,7 +297,7 @@ def openai_limit_headers(decision: Decision) -> dict[str, str]:
 
 
 def _nearest_thousand(value: int) -> int:
-    return int(math.floor(value / 1000 + 0.5)) * 1000
+    return math.floor(value / 1000 + 0.5) * 1000
 
 
 def anthropic_limit_headers(decision: Decision) -> dict[str, str]:
