@@ -37,8 +37,9 @@ def register(subparsers: Any) -> None:
                        help="charge F times the --tpm count (a server that counts more)")
     serve.add_argument("--count-refused", action="store_true",
                        help="refused requests count against the limits too (as OpenAI says)")
-    serve.add_argument("--no-limit-headers", action="store_true",
-                       help="send no rate-limit headers, only 429s with Retry-After")
+    serve.add_argument("--quiet-limits", action="store_true",
+                       help="say nothing about the limits: no rate-limit headers, 429 bodies "
+                            "without numbers, only Retry-After (a rate-limiting proxy)")
     serve.add_argument("--latency-ms", type=float, default=0.0)
     serve.add_argument("--jitter-ms", type=float, default=0.0)
     serve.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx/529 answers")
@@ -68,7 +69,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
     return SimConfig(rpm=args.rpm, tpm=args.tpm, itpm=args.itpm, otpm=args.otpm,
                      token_charge=args.charge, charge_factor=args.charge_factor,
                      count_refused=args.count_refused,
-                     limit_headers=not args.no_limit_headers, latency_ms=args.latency_ms,
+                     limit_headers=not args.quiet_limits, latency_ms=args.latency_ms,
                      jitter_ms=args.jitter_ms, error_rate=args.error_rate,
                      timeout_rate=args.timeout_rate, drop_rate=args.drop_rate,
                      malformed_rate=args.malformed_rate, hang_s=args.hang_s,

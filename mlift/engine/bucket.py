@@ -24,6 +24,10 @@ from __future__ import annotations
 from collections import deque
 
 WINDOW_S = 60.0
+# A request reaches the server a little after it leaves here, so the server's
+# copy of an entry leaves its window a little later: ours is kept that much
+# longer, or a client running exactly at the limit meets a full window.
+SLACK_S = 0.25
 # Float tolerance: refill arithmetic must not leave a 1e-17 wait that a
 # coarse clock cannot advance past.
 EPS = 1e-6
@@ -64,7 +68,7 @@ class Bucket:
         if now > self.stamp:
             self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
             self.stamp = now
-        while self._log and self._log[0].at <= now - WINDOW_S:
+        while self._log and self._log[0].at <= now - WINDOW_S - SLACK_S:
             self.in_window -= self._log.popleft().amount
         if not self._log:
             self.in_window = 0.0
@@ -96,7 +100,7 @@ class Bucket:
             for entry in self._log:
                 freed += entry.amount
                 if freed >= excess - EPS:
-                    wait = max(wait, entry.at + WINDOW_S - now)
+                    wait = max(wait, entry.at + WINDOW_S + SLACK_S - now)
                     break
         return max(0.0, wait)
 
@@ -108,19 +112,30 @@ class Bucket:
         self.in_window += amount
         return entry
 
+    def record(self, at: float, amount: float) -> None:
+        """Put a past admission into the 60 s log (in time order, before any new ``take``)."""
+        self._log.append(Entry(at, amount))
+        self.in_window += amount
+
+    def rescale(self, ratio: float) -> None:
+        """Charges in the log were counted ``ratio`` times too low (the estimate was corrected)."""
+        for entry in self._log:
+            entry.amount *= ratio
+        self.in_window *= ratio
+
     def settle(self, entry: Entry, amount: float, now: float) -> None:
         """The server charged ``amount`` for what was taken as ``entry``: match it."""
         self.refill(now)
         delta = entry.amount - amount
         self.level = min(self.capacity, self.level + delta)
-        if entry.at > now - WINDOW_S:
+        if entry.at > now - WINDOW_S - SLACK_S:
             self.in_window -= delta
         entry.amount = amount
 
     def forget(self, entry: Entry, now: float) -> None:
         """Drop ``entry`` from the 60 s log only (the level keeps the charge)."""
         self.refill(now)
-        if entry.at > now - WINDOW_S:
+        if entry.at > now - WINDOW_S - SLACK_S:
             self.in_window -= entry.amount
         entry.amount = 0.0
 

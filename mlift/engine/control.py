@@ -21,25 +21,33 @@ settles instead of sawing up and down.
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
 class ChargeModel:
-    """Server charge ≈ ``multiplier`` × mlift's estimate."""
+    """Server charge ≈ ``multiplier`` × mlift's estimate.
+
+    Each observation's ratio goes through the median of the last three (one
+    odd window cannot move the estimate), then into a moving average.
+    """
 
     def __init__(self, *, low: float = 0.25, high: float = 4.0) -> None:
         self.multiplier = 1.0
         self.samples = 0
         self._low, self._high = low, high
+        self._recent: deque[float] = deque(maxlen=3)
 
-    def sample(self, charged: float, estimated: float, *, weight: float = 1.0) -> None:
+    def sample(self, charged: float, estimated: float) -> None:
         """One observation: the server charged ``charged`` where mlift estimated ``estimated``."""
         if estimated <= 0 or charged <= 0:
             return
-        ratio = charged / estimated
-        # Quick to raise (refusals are expensive), slow to lower (a few % of speed).
-        gain = 0.6 if ratio > self.multiplier else 0.15
-        gain = min(1.0, gain * weight)
+        self._recent.append(charged / estimated)
+        ratio = statistics.median(self._recent)
+        # Quicker to raise (refusals are expensive) than to lower (a few % of speed).
+        gain = 0.6 if ratio > self.multiplier else 0.3
         value = self.multiplier + gain * (ratio - self.multiplier)
         self.multiplier = min(self._high, max(self._low, value))
         self.samples += 1
@@ -59,13 +67,16 @@ class Telescope:
     Between the admissions of answers *a* and *b* the server charged
     ``remaining_a - remaining_b + rate × (t_b - t_a)`` — if its bucket never
     filled in between, which ``reset`` (the time until full) tells: the pair
-    counts only when ``reset_a`` exceeds the gap. Summed over a window of
-    pairs, the sum telescopes, so a request admitted a little out of order
-    only moves its charge to the next pair.
+    counts only when ``reset_a`` exceeds the gap — and only while ``remaining``
+    is the bucket's level, which holds when ``remaining + rate × reset`` (the
+    bucket's size) stays the same; a server that also caps a 60 s window
+    reports less once the window binds. Summed over a window of pairs, the
+    sum telescopes, so a request admitted a little out of order only moves
+    its charge to the next pair.
     """
 
-    def __init__(self, model: ChargeModel, *, window: float = 20.0) -> None:
-        self._model = model
+    def __init__(self, sample: Callable[[float, float], None], *, window: float = 20.0) -> None:
+        self._sample = sample  # (what the server charged, what mlift estimated)
         self._anchor: _Anchor | None = None
         self._charged = 0.0
         self._estimated = 0.0
@@ -88,16 +99,21 @@ class Telescope:
         if anchor is None:
             return
         gap = at - anchor.at
-        full_between = anchor.reset_s is None or anchor.reset_s <= gap
-        if full_between or self._refused_after > anchor.at:
+        if anchor.reset_s is None or reset_s is None or self._refused_after > anchor.at:
             return
+        if anchor.reset_s <= gap:
+            return  # the bucket may have filled in between
+        size_a = anchor.remaining + rate_per_s * anchor.reset_s
+        size_b = remaining + rate_per_s * reset_s
+        if abs(size_a - size_b) > max(2.0, 0.01 * max(size_a, size_b)):
+            return  # not a plain bucket between these two (a window binds): no sample
         charged = anchor.remaining - remaining + rate_per_s * gap
         self._charged += charged
         self._estimated += estimated_so_far - anchor.estimated
         self._pairs += 1
         if self._pairs >= self._window:
             if self._estimated > 0 and self._charged > 0:
-                self._model.sample(self._charged, self._estimated)
+                self._sample(self._charged, self._estimated)
             self._charged = self._estimated = 0.0
             self._pairs = 0
 
@@ -144,10 +160,16 @@ class Aimd:
             # The same ceiling again: it is real. Step down a little and probe
             # past it more slowly next time.
             self.factor *= self._gentle
-            self._probe /= 2
+            self._probe = max(self._probe / 2, 0.001)
         else:
             self.factor *= self._decrease
         self.factor = max(self._floor, self.factor)
         self.decreases += 1
         self._hold_until = now + hold_s
         return True
+
+    def rebase(self) -> None:
+        """The limit itself was re-estimated at the rate that was refused: sit just below it."""
+        self.factor = self._gentle
+        self.ceiling = 1.0
+        self._probe = max(self._probe / 2, 0.001)

@@ -69,6 +69,7 @@ class Ticket:
     reserved_after: dict[str, float] = field(default_factory=dict)   # ledgers after it
     estimated_after: dict[str, float] = field(default_factory=dict)
     done: bool = False
+    refused: bool = False
 
 
 @dataclass(slots=True)
@@ -89,12 +90,23 @@ class _Limit:
                  *, level: float | None = None, granularity: float = 0.0) -> None:
         self.name, self.source = name, source
         self.bucket = Bucket(per_minute, burst_s, now, level=level)
-        self.aimd = Aimd(ceiling_max=4.0 if source == "estimated" else 1.0)
+        # A guessed limit may be far off: it may grow to four times the guess,
+        # probing faster than a limit the server announced.
+        self.aimd = (Aimd(ceiling_max=4.0, climb_per_s=0.05, probe_per_s=0.05)
+                     if source == "estimated" else Aimd())
         self.model = ChargeModel()
-        self.telescope = Telescope(self.model) if name == TOKENS else None
+        self.telescope = Telescope(self.sample) if name == TOKENS else None
         self.granularity = granularity  # the server rounds its remaining to this
         self.reserved = 0.0   # cumulative charge taken here (the ledger the sync reads)
         self.estimated = 0.0  # the same in mlift's own, unmultiplied count
+
+    def sample(self, charged: float, estimated: float) -> None:
+        """The server charged ``charged`` for ``estimated`` of mlift's count: learn from it."""
+        before = self.model.multiplier
+        self.model.sample(charged, estimated)
+        if self.model.multiplier != before:
+            # What the log holds was counted with the old multiplier.
+            self.bucket.rescale(self.model.multiplier / before)
 
     def amount(self, demand: Demand) -> float:
         if self.name in (TOKENS, INPUT):
@@ -134,6 +146,9 @@ class RateLimiter:
         self._queued = 0  # callers waiting in acquire
         self._rtt = 0.0
         self._answered_at: deque[float] = deque()  # admission times of recent answers
+        # Every admission of the last minute, so a limit learned later starts
+        # with the 60 s window the server already counts.
+        self._recent: deque[Ticket] = deque()
         self.stats = LimiterStats()
 
     # ---- what it knows ----------------------------------------------------------------
@@ -219,6 +234,9 @@ class RateLimiter:
                 ticket.reserved_after[name] = lim.reserved
                 ticket.estimated_after[name] = lim.estimated
             self.outstanding += 1
+            self._recent.append(ticket)
+            while self._recent[0].at < now - 61.0:
+                self._recent.popleft()
             return ticket
 
     def _climb(self, now: float) -> None:
@@ -267,6 +285,7 @@ class RateLimiter:
         now = self._clock()
         report = report or ServerReport()
         self.stats.refusals += 1
+        ticket.refused = True
         for name, entry in ticket.entries.items():
             self._limits[name].bucket.forget(entry, now)
         tokens = self._limits.get(TOKENS)
@@ -275,28 +294,35 @@ class RateLimiter:
         self._learn(report, now)
         by = report.refused_by
         if report.requested and by in (TOKENS, INPUT) and by in self._limits:
-            self._limits[by].model.sample(report.requested, ticket.demand.estimate(by))
+            self._limits[by].sample(report.requested, ticket.demand.estimate(by))
         self._sync(report, ticket, now)
         if not self._limits:
             self._estimate_limit(now)
         retry_after = report.retry_after_s
         hold = max(1.0, 2 * self._rtt)
         if by in self._limits:
-            lim = self._limits[by]
-            if retry_after is not None:
-                # The server says this request could pass in retry_after: a debt.
-                need = min(lim.amount(ticket.demand), lim.bucket.capacity)
-                since = lim.reserved - ticket.reserved_after.get(by, 0.0)
-                if lim.bucket.lower_to(need - lim.bucket.per_minute / 60 * retry_after - since,
-                                       now):
-                    self.stats.synced += 1
-            targets = [lim]
+            targets = [self._limits[by]]
         else:
             self.cool_down(retry_after if retry_after is not None else 1.0)
             targets = list(self._limits.values())
+        if retry_after is not None:
+            # The server says this request could pass in retry_after: a debt of
+            # the limit that refused it (of every limit, when it named none),
+            # so the retries after it leave one by one, not in a burst.
+            for lim in targets:
+                need = min(lim.amount(ticket.demand), lim.bucket.capacity)
+                since = lim.reserved - ticket.reserved_after.get(lim.name, 0.0)
+                debt = need - lim.bucket.per_minute / 60 * retry_after - since
+                if lim.bucket.lower_to(debt, now):
+                    self.stats.synced += 1
         for lim in targets:
             if lim.aimd.refused(now, hold):
                 self.stats.decreases += 1
+                observed = self._observed_per_minute(now) if lim.aimd.decreases > 1 else None
+                if lim.source == "estimated" and observed is not None:
+                    # What passed just before the refusal is the best guess of the limit.
+                    lim.bucket.set_limit(observed, now)
+                    lim.aimd.rebase()
                 lim.bucket.set_factor(lim.aimd.factor, now)
         self._window = None
 
@@ -351,11 +377,18 @@ class RateLimiter:
             self._limits[name] = _Limit(name, per_minute, "server", self._burst_s, now,
                                         level=None if known_level else 0.0,
                                         granularity=granularity)
+            self._replay(self._limits[name])
             self.stats.tightened += 1
         elif per_minute < lim.bucket.per_minute - 1e-9:
             lim.bucket.set_limit(per_minute, now)
             lim.source = "server"
             self.stats.tightened += 1
+
+    def _replay(self, lim: _Limit) -> None:
+        """A new limit's 60 s log: what was sent in the last minute (refusals excepted)."""
+        for past in self._recent:
+            if not past.refused:
+                lim.bucket.record(past.at, lim.amount(past.demand))
 
     def _sync(self, report: ServerReport, ticket: Ticket, now: float) -> None:
         """Lower each bucket to what the server had left, carried forward to now."""
@@ -377,10 +410,8 @@ class RateLimiter:
         actual = {INPUT: float(max(0, usage.input_tokens - usage.cached_input_tokens)),
                   OUTPUT: float(usage.output_tokens),
                   TOKENS: float(usage.input_tokens + usage.output_tokens)}
-        if ticket.demand.prompt > 0:
-            model = self._limits[INPUT].model if INPUT in self._limits else None
-            if model is not None:
-                model.sample(actual[INPUT], ticket.demand.prompt)
+        if ticket.demand.prompt > 0 and INPUT in self._limits:
+            self._limits[INPUT].sample(actual[INPUT], ticket.demand.prompt)
         for name, entry in ticket.entries.items():
             if name == REQUESTS:
                 continue
@@ -391,6 +422,16 @@ class RateLimiter:
             lim.reserved += charged - entry.amount
             lim.bucket.settle(entry, charged, now)
 
+    def _observed_per_minute(self, now: float) -> float | None:
+        """Requests admitted (and not refused) per minute over the last ~10 s that have
+        answered; None with under a second of history."""
+        end = now - self._rtt
+        start = max(end - 10.0, self._recent[0].at) if self._recent else end
+        if end - start < 1.0:
+            return None
+        passed = sum(1 for t in self._recent if start <= t.at < end and not t.refused)
+        return max(1.0, passed / (end - start) * 60.0)
+
     def _estimate_limit(self, now: float) -> None:
         """Refused with no limit known or named: guess one from the rate that passed."""
         window = min(10.0, max(1.0, now - self._answered_at[0])) if self._answered_at else 1.0
@@ -398,6 +439,7 @@ class RateLimiter:
         per_minute = max(1.0, passed / window * 60.0)
         self._limits[REQUESTS] = _Limit(REQUESTS, per_minute, "estimated", self._burst_s, now,
                                         level=0.0)
+        self._replay(self._limits[REQUESTS])
         self.stats.tightened += 1
 
 

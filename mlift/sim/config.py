@@ -41,8 +41,9 @@ class SimConfig:
     * ``count_refused``: a refused request is charged too (OpenAI: "unsuccessful
       requests contribute to your per-minute limit"), so a client that retries
       at once digs itself deeper.
-    * ``limit_headers=False`` sends no rate-limit headers at all (many
-      OpenAI-compatible servers and proxies): only 429s and Retry-After.
+    * ``limit_headers=False``: the server says nothing about its limits — no
+      rate-limit headers, and 429 bodies that name no limit or numbers, only
+      Retry-After (a rate-limiting proxy in front of an OpenAI-compatible server).
     """
 
     rpm: float | None = None

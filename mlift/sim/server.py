@@ -120,6 +120,10 @@ class SimServer:
         """Answered requests admitted in ``[start, end)`` (server clock) and their charges."""
         return self._stats.admitted_between(start, end)
 
+    def refused_between(self, start: float, end: float) -> int:
+        """429s for rate limits in ``[start, end)`` on the server's clock."""
+        return self._stats.refused_between(start, end)
+
     # ---- small routes ---------------------------------------------------------------------
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
@@ -221,6 +225,7 @@ class SimServer:
             limit_headers = (wire.openai_limit_headers(decision) if dialect == "openai"
                              else wire.anthropic_limit_headers(decision))
         if not decision.admitted:
+            self._stats.refused(admitted_at)
             return self._rate_limited(dialect, rid, req, decision, charges, limit_headers)
 
         fault = self._draw_fault()
@@ -308,7 +313,12 @@ class SimServer:
             hdrs["x-should-retry"] = "false"  # no wait would ever let it through
         else:
             hdrs.update(wire.retry_headers(decision.wait_s))
-        if dialect == "anthropic":
+        if not self.config.limit_headers:
+            # A server (or proxy) that says nothing about its limits.
+            quiet = "Too many requests: slow down and retry later. (mlift simulator)"
+            err = wire.WireError(429, quiet, kind="rate_limit_error" if dialect == "anthropic"
+                                 else "requests", code="rate_limit_exceeded")
+        elif dialect == "anthropic":
             err = wire.WireError(429, wire.anthropic_rate_message(by, limit),
                                  kind="rate_limit_error")
         else:

@@ -47,6 +47,7 @@ class Stats:
         self._charges: array[float] = array("d")
         self._inputs: array[float] = array("d")
         self._outputs: array[float] = array("d")
+        self._refused: array[float] = array("d")
         self._unsorted = False
 
     def arrived(self) -> None:
@@ -58,6 +59,13 @@ class Stats:
 
     def finished(self, status: int | str) -> None:
         self.by_status[str(status)] += 1
+
+    def refused(self, at: float) -> None:
+        """A 429 for a rate limit, at this time on the limiter's clock."""
+        self._refused.append(at)
+
+    def refused_between(self, start: float, end: float) -> int:
+        return sum(1 for t in self._refused if start <= t < end)
 
     def fault(self, kind: str) -> None:
         self.faults[kind] += 1
