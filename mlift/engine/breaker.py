@@ -14,10 +14,12 @@ A few genuinely bad items among good ones must not trip it, so:
 * failures only count in a row of the same *signature* (status + message with
   its numbers blanked), and any success resets the row;
 * before the endpoint's first success a failure is *held*: its caller waits
-  for the verdict, until a success (then it is the item's own failure), a trip
-  (then it is the breaker's), or nothing else in flight (then, with two or
-  more identical failures and no success ever, it trips) — so items that fail
-  while the breaker makes up its mind are not burned either.
+  for the verdict — a success (then it is the item's own failure) or a trip
+  (then it is the breaker's) — so items that fail while the breaker makes up
+  its mind are not burned either. Cold, it trips once ``cold_trip`` identical
+  failures are in and no answer is still out that could be a success (bad
+  requests fail fast, good ones take the model's time); or, when nothing
+  else is trying at all, on two.
 """
 
 from __future__ import annotations
@@ -42,12 +44,13 @@ class Breaker:
     """Watches one endpoint's permanent failures; trips on a row of identical ones."""
 
     def __init__(self, endpoint: Endpoint, *, attempting: Callable[[], int],
-                 cold_trip: int = 4, warm_trip: int = 25) -> None:
+                 pending: Callable[[], int], cold_trip: int = 4, warm_trip: int = 25) -> None:
         self.endpoint = endpoint
         self.cold_trip, self.warm_trip = cold_trip, warm_trip
         self.successes = 0
         self.tripped: EndpointMisconfigured | None = None
         self._attempting = attempting  # calls still trying, that could bring a verdict
+        self._pending = pending        # requests sent whose answer has not come back
         self._row = 0
         self._signature: tuple[int | None, str] | None = None
         self._changed = asyncio.Event()
@@ -68,19 +71,20 @@ class Breaker:
         sig = signature(exc)
         self._row = self._row + 1 if sig == self._signature else 1
         self._signature = sig
-        if self._row >= (self.cold_trip if self.successes == 0 else self.warm_trip):
-            return self._trip(exc)
         if self.successes:
-            return exc
+            return self._trip(exc) if self._row >= self.warm_trip else exc
         # No success yet: hold this failure until the endpoint's verdict.
-        while self.tripped is None and self.successes == 0 and self._attempting() > 0:
+        while True:
+            if self.tripped is not None:
+                return self.tripped
+            if self.successes:
+                return exc
+            if self._row >= self.cold_trip and self._pending() == 0:
+                return self._trip(exc)
+            if self._attempting() == 0:  # nothing left that could change the verdict
+                return self._trip(exc) if self._row >= 2 and sig == self._signature else exc
             self._changed.clear()
             await self._changed.wait()
-        if self.tripped is not None:
-            return self.tripped
-        if self.successes == 0 and self._row >= 2 and sig == self._signature:
-            return self._trip(exc)  # everything tried failed the same way
-        return exc
 
     def _trip(self, exc: PermanentError) -> EndpointMisconfigured:
         ep = self.endpoint

@@ -122,7 +122,7 @@ class Aimd:
     """The share of a limit the client may use now (≤ ``ceiling_max``)."""
 
     def __init__(self, *, ceiling_max: float = 1.0, floor: float = 0.05,
-                 decrease: float = 0.85, gentle_decrease: float = 0.95,
+                 decrease: float = 0.85, gentle_decrease: float = 0.97,
                  climb_per_s: float = 0.02, probe_per_s: float = 0.004) -> None:
         self.factor = 1.0
         self.ceiling = ceiling_max   # the share at which the last refusal came
@@ -160,7 +160,7 @@ class Aimd:
             # The same ceiling again: it is real. Step down a little and probe
             # past it more slowly next time.
             self.factor *= self._gentle
-            self._probe = max(self._probe / 2, 0.001)
+            self._probe = max(self._probe / 2, 0.0005)
         else:
             self.factor *= self._decrease
         self.factor = max(self._floor, self.factor)
@@ -172,4 +172,4 @@ class Aimd:
         """The limit itself was re-estimated at the rate that was refused: sit just below it."""
         self.factor = self._gentle
         self.ceiling = 1.0
-        self._probe = max(self._probe / 2, 0.001)
+        self._probe = max(self._probe / 2, 0.0005)

@@ -34,8 +34,8 @@ from mlift.engine import signals
 from mlift.engine.accounting import Accounting, Budget
 from mlift.engine.breaker import Breaker
 from mlift.engine.cache import ResponseCache, cache_key
-from mlift.engine.limiter import Demand, RateLimiter
-from mlift.engine.pool import Health, check_same_model, choose, label, next_usable_at
+from mlift.engine.limiter import Demand, RateLimiter, Ticket
+from mlift.engine.pool import Health, check_same_model, label, next_usable_at, pick
 from mlift.engine.retry import RetryPolicy, TimeoutPolicy
 from mlift.errors import (
     AuthError,
@@ -83,7 +83,8 @@ class _EndpointState:
         self.slots = asyncio.Semaphore(concurrency)
         self.timeouts = timeouts
         self.active = 0  # complete() calls that may use this endpoint, in their retry loop
-        self.breaker = Breaker(endpoint, attempting=lambda: self.active)
+        self.breaker = Breaker(endpoint, attempting=lambda: self.active,
+                               pending=lambda: self.limiter.outstanding)
         self.health = Health(endpoint.spec)
         # In-flight calls' timeout handles, re-armed when the timeout changes.
         self.inflight: dict[int, tuple[float, asyncio.Timeout]] = {}
@@ -95,6 +96,7 @@ class _Target:
     def __init__(self, members: list[_EndpointState]) -> None:
         self.members = members
         self.primary = members[0]  # its endpoint keys the cache: any member's answer is one
+        self.lock = asyncio.Lock()
 
     @property
     def pooled(self) -> bool:
@@ -105,17 +107,37 @@ class _Target:
         outs = [m.health.out for m in self.members]
         return outs[0] if all(outs) else None
 
-    async def choose(self, demand: Demand, sleep: Sleep) -> _EndpointState:
+    async def admit(self, demand: Demand, sleep: Sleep) -> tuple[_EndpointState, Ticket]:
+        """A concurrency slot and an admission from one member (the caller releases the slot)."""
+        if not self.pooled:
+            state = self.primary
+            await state.slots.acquire()
+            try:
+                return state, await state.limiter.acquire(demand)
+            except BaseException:
+                state.slots.release()
+                raise
         loop = asyncio.get_running_loop()
-        while True:
-            fatal = self.unusable()
-            if fatal is not None:
-                raise fatal
-            picked = choose(self.members, demand, loop.time())
-            if picked is not None:
-                return picked  # type: ignore[return-value]
-            back = next_usable_at(self.members)
-            await sleep(max(0.05, (back or loop.time()) - loop.time()))
+        async with self.lock:  # one queue for the target, first come first served
+            while True:
+                fatal = self.unusable()
+                if fatal is not None:
+                    raise fatal
+                picked, wait = pick(self.members, demand, loop.time())
+                if picked is not None and wait <= 1e-6:
+                    member: _EndpointState = picked  # type: ignore[assignment]
+                    await member.slots.acquire()  # free: picked only with a free slot
+                    ticket = member.limiter.try_acquire(demand)
+                    if ticket is not None:
+                        return member, ticket
+                    member.slots.release()
+                    wait = 0.005
+                elif picked is None:
+                    back = next_usable_at(self.members)
+                    wait = 0.01 if back is None else max(0.01, back - loop.time())
+                # Look again when the soonest member should be ready (or an answer
+                # frees a slot somewhere), at least every second.
+                await sleep(min(wait, 1.0))
 
 
 class Engine:
@@ -277,9 +299,7 @@ class Engine:
             async for attempt in self._retry.retrying(self._sleep, on_retry):
                 with attempt:
                     outcome.attempts += 1
-                    outcome.state = await target.choose(demand, self._sleep)
-                    outcome.completion = await self._attempt(outcome.state, request, demand,
-                                                             target.pooled)
+                    outcome.completion = await self._attempt(target, request, demand, outcome)
         except ProviderError as exc:
             outcome.error = exc
         finally:
@@ -305,11 +325,13 @@ class Engine:
             state.health.unusable(error, pooled=target.pooled)
         return error
 
-    async def _attempt(self, state: _EndpointState, request: Request, demand: Demand,
-                       pooled: bool) -> Completion:
+    async def _attempt(self, target: _Target, request: Request, demand: Demand,
+                       outcome: _Outcome) -> Completion:
         loop = asyncio.get_running_loop()
-        async with state.slots:
-            ticket = await state.limiter.acquire(demand)
+        pooled = target.pooled
+        state, ticket = await target.admit(demand, self._sleep)
+        outcome.state = state
+        try:
             if state.health.out is not None:  # it went out while this one waited
                 state.limiter.abandon(ticket)
                 raise state.health.out
@@ -321,13 +343,15 @@ class Engine:
                     completion = await state.provider.complete(request)
                 state.limiter.answered(ticket, completion.ratelimit, completion.usage)
             except TimeoutError as exc:
-                if not isinstance(exc, ProviderError):
-                    exc = ProviderTimeout(
-                        f"no answer after {loop.time() - start:.1f}s (timeout fitted to the "
-                        f"latencies seen so far); abandoned and retried",
-                        provider=state.endpoint.name, model=state.endpoint.model)
-                state.health.transient_failure(exc, loop.time(), pooled=pooled)
-                raise exc from None
+                if isinstance(exc, ProviderError):
+                    state.health.transient_failure(exc, loop.time(), pooled=pooled)
+                    raise
+                timeout = ProviderTimeout(
+                    f"no answer after {loop.time() - start:.1f}s (timeout fitted to the "
+                    f"latencies seen so far); abandoned and retried",
+                    provider=state.endpoint.name, model=state.endpoint.model)
+                state.health.transient_failure(timeout, loop.time(), pooled=pooled)
+                raise timeout from exc
             except RateLimited as exc:
                 report = signals.from_error(exc, anthropic=state.anthropic)
                 if report.too_large:
@@ -346,6 +370,8 @@ class Engine:
             finally:
                 state.inflight.pop(call_id, None)
                 state.limiter.abandon(ticket)  # a no-op once it was answered or refused
+        finally:
+            state.slots.release()
         state.health.success()
         state.breaker.success()
         latency = loop.time() - start

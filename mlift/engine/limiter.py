@@ -33,6 +33,7 @@ run on virtual time; cancellation while waiting takes nothing.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -188,6 +189,8 @@ class RateLimiter:
     def eta(self, demand: Demand) -> float:
         """About how long a new request would wait here (for choosing between endpoints)."""
         now = self._clock()
+        if self._window is not None and self.outstanding >= self._window:
+            return math.inf
         wait = max(0.0, self._cool_until - now)
         queued = 1 + self._queued
         for lim in self._limits.values():
@@ -225,19 +228,35 @@ class RateLimiter:
                 # Re-check after sleeping: a cooldown, debt or tighter limit may
                 # have arrived meanwhile.
                 await self._sleep(wait)
-            ticket = Ticket(now, demand)
-            for name, lim in self._limits.items():
-                amount = lim.amount(demand)
-                ticket.entries[name] = lim.bucket.take(amount, now)
-                lim.reserved += amount
-                lim.estimated += demand.estimate(name)
-                ticket.reserved_after[name] = lim.reserved
-                ticket.estimated_after[name] = lim.estimated
-            self.outstanding += 1
-            self._recent.append(ticket)
-            while self._recent[0].at < now - 61.0:
-                self._recent.popleft()
-            return ticket
+            return self._take(demand, now)
+
+    def try_acquire(self, demand: Demand) -> Ticket | None:
+        """Admit one request now if it may go at once (and nobody is queued); else None."""
+        if self._lock.locked():
+            return None
+        now = self._clock()
+        self._climb(now)
+        if self._window is not None and self.outstanding >= self._window:
+            return None
+        wait = self._cool_until - now
+        for lim in self._limits.values():
+            wait = max(wait, lim.bucket.wait_for(lim.amount(demand), now))
+        return self._take(demand, now) if wait <= EPS else None
+
+    def _take(self, demand: Demand, now: float) -> Ticket:
+        ticket = Ticket(now, demand)
+        for name, lim in self._limits.items():
+            amount = lim.amount(demand)
+            ticket.entries[name] = lim.bucket.take(amount, now)
+            lim.reserved += amount
+            lim.estimated += demand.estimate(name)
+            ticket.reserved_after[name] = lim.reserved
+            ticket.estimated_after[name] = lim.estimated
+        self.outstanding += 1
+        self._recent.append(ticket)
+        while self._recent[0].at < now - 61.0:
+            self._recent.popleft()
+        return ticket
 
     def _climb(self, now: float) -> None:
         for lim in self._limits.values():

@@ -3,10 +3,13 @@
 A target may name several endpoints that serve the same model — several keys
 (``--judge key1:gpt-4o-mini,key2:gpt-4o-mini``, one profile per key) or
 several servers (``--base-url http://a:8000/v1,http://b:8000/v1``). Each
-member keeps its own limiter, concurrency cap and breaker. Every attempt
-(a retry too) goes to the member that would admit it soonest by its own
-learned limits — ties, as between servers without limits, to the one with
-the fewest requests out, which spreads by speed.
+member keeps its own limiter, concurrency cap and breaker. Requests wait in
+one queue per target and are bound to a member only when one can admit them:
+each attempt (a retry too) goes to the member with a free slot that would
+admit it soonest by its own learned limits — ties, as between servers
+without limits, to the one with the fewest requests out, which spreads by
+speed. Binding late matters: a request bound early waits behind the slowest
+member's queue.
 
 A member that keeps failing is set aside with a message: after
 ``SET_ASIDE_AFTER`` transient failures in a row (connection refused, 5xx,
@@ -17,7 +20,9 @@ when every member is out does the target fail.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -36,6 +41,7 @@ class Member(Protocol):
     endpoint: Endpoint
     limiter: RateLimiter
     health: Health
+    slots: asyncio.Semaphore
 
 
 class Health:
@@ -71,17 +77,18 @@ class Health:
         self.out = self.out or exc
 
 
-def choose(members: Sequence[Member], demand: Demand, now: float) -> Member | None:
-    """The usable member that would admit ``demand`` soonest (None: none usable now)."""
+def pick(members: Sequence[Member], demand: Demand, now: float) -> tuple[Member | None, float]:
+    """The usable member with a free slot that would admit ``demand`` soonest, and how
+    soon (None: every usable member is busy or set aside)."""
     best: Member | None = None
-    best_key: tuple[float, float] | None = None
+    best_key = (math.inf, math.inf)
     for member in members:
-        if not member.health.usable(now):
+        if not member.health.usable(now) or member.slots.locked():
             continue
         key = (member.limiter.eta(demand), float(member.limiter.outstanding))
-        if best_key is None or key < best_key:
+        if best is None or key < best_key:
             best, best_key = member, key
-    return best
+    return best, best_key[0]
 
 
 def next_usable_at(members: Sequence[Member]) -> float | None:
