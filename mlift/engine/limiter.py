@@ -224,11 +224,24 @@ class RateLimiter:
                 if wait <= EPS:
                     break
                 self.stats.waits += 1
-                self.stats.waited_s += wait
-                # Re-check after sleeping: a cooldown, debt or tighter limit may
-                # have arrived meanwhile.
-                await self._sleep(wait)
+                # Re-check after sleeping — or as soon as an answer comes back,
+                # which may have given tokens back (Anthropic settles output to
+                # what was written): a cooldown, debt or tighter limit may have
+                # arrived meanwhile too.
+                self._wake.clear()
+                await self._nap(wait)
+                self.stats.waited_s += self._clock() - now
             return self._take(demand, now)
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep ``seconds`` (with the injected sleep), or less if an answer wakes us."""
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
 
     def try_acquire(self, demand: Demand) -> Ticket | None:
         """Admit one request now if it may go at once (and nobody is queued); else None."""
@@ -290,7 +303,11 @@ class RateLimiter:
         self._sync(report, ticket, now)
         if usage is not None and self._anthropic:
             self._settle(ticket, usage, now)
-        if self._limits:
+        # Anthropic's answers name a token limit without saying which (input or
+        # output); until a refusal tells, keep starting slowly.
+        unnamed = (self._anthropic and report.unnamed_tokens is not None
+                   and INPUT not in self._limits and OUTPUT not in self._limits)
+        if self._limits and not unnamed:
             self._window = None  # the buckets pace from here
         elif self._window is not None:
             self._window += 1    # slow start: one more per answer

@@ -114,6 +114,7 @@ class Stats:
             "max_tokens_60s": round(t60),
             "max_requests_1s": r1,
             "max_tokens_1s": round(t1),
+            "tokens_charged": round(sum(charges)),
             "max_input_tokens_60s": round(in60),
             "max_output_tokens_60s": round(out60),
             "first_request_at": self.first_request_at,
