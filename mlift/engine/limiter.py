@@ -34,85 +34,17 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from mlift.engine.bucket import EPS, Bucket, Entry
-from mlift.engine.control import Aimd, ChargeModel, Telescope
+from mlift.engine.bucket import EPS
+from mlift.engine.dimension import Demand, Dimension, LimiterStats, Ticket
+from mlift.engine.history import History
 from mlift.engine.signals import DIMENSIONS, INPUT, OUTPUT, REQUESTS, TOKENS, Quota, ServerReport
 from mlift.types import RateLimitInfo, Usage
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Demand:
-    """What one request asks for, in mlift's own count."""
-
-    prompt: int
-    max_output: int = 0
-
-    def estimate(self, dimension: str) -> float:
-        return {REQUESTS: 1.0, TOKENS: float(self.prompt + self.max_output),
-                INPUT: float(self.prompt), OUTPUT: float(self.max_output)}[dimension]
-
-
-@dataclass(slots=True)
-class Ticket:
-    """One admitted attempt: what it took from each limit, and when."""
-
-    at: float
-    demand: Demand
-    entries: dict[str, Entry] = field(default_factory=dict)
-    reserved_after: dict[str, float] = field(default_factory=dict)   # ledgers after it
-    estimated_after: dict[str, float] = field(default_factory=dict)
-    done: bool = False
-    refused: bool = False
-
-
-@dataclass(slots=True)
-class LimiterStats:
-    waits: int = 0
-    waited_s: float = 0.0
-    cooldowns: int = 0
-    tightened: int = 0
-    synced: int = 0
-    refusals: int = 0
-    decreases: int = 0
-
-
-class _Limit:
-    """One dimension: its bucket, where its limit came from, and its feedback state."""
-
-    def __init__(self, name: str, per_minute: float, source: str, burst_s: float, now: float,
-                 *, level: float | None = None, granularity: float = 0.0) -> None:
-        self.name, self.source = name, source
-        self.bucket = Bucket(per_minute, burst_s, now, level=level)
-        # A guessed limit may be far off: it may grow to four times the guess,
-        # probing faster than a limit the server announced.
-        self.aimd = (Aimd(ceiling_max=4.0, climb_per_s=0.05, probe_per_s=0.05)
-                     if source == "estimated" else Aimd())
-        self.model = ChargeModel()
-        self.telescope = Telescope(self.sample) if name == TOKENS else None
-        self.granularity = granularity  # the server rounds its remaining to this
-        self.reserved = 0.0   # cumulative charge taken here (the ledger the sync reads)
-        self.estimated = 0.0  # the same in mlift's own, unmultiplied count
-
-    def sample(self, charged: float, estimated: float) -> None:
-        """The server charged ``charged`` for ``estimated`` of mlift's count: learn from it."""
-        before = self.model.multiplier
-        self.model.sample(charged, estimated)
-        if self.model.multiplier != before:
-            # What the log holds was counted with the old multiplier.
-            self.bucket.rescale(self.model.multiplier / before)
-
-    def amount(self, demand: Demand) -> float:
-        if self.name in (TOKENS, INPUT):
-            return self.model.multiplier * demand.estimate(self.name)
-        return demand.estimate(self.name)
 
 
 class RateLimiter:
@@ -134,10 +66,10 @@ class RateLimiter:
         self._burst_s = burst_s
         self._anthropic = anthropic
         now = self._clock()
-        self._limits: dict[str, _Limit] = {}
+        self._limits: dict[str, Dimension] = {}
         for name, value in ((REQUESTS, rpm), (TOKENS, tpm)):
             if value:
-                self._limits[name] = _Limit(name, value, "told", burst_s, now)
+                self._limits[name] = Dimension(name, value, "told", burst_s, now)
         self._cool_until = 0.0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -146,10 +78,7 @@ class RateLimiter:
         self.outstanding = 0
         self._queued = 0  # callers waiting in acquire
         self._rtt = 0.0
-        self._answered_at: deque[float] = deque()  # admission times of recent answers
-        # Every admission of the last minute, so a limit learned later starts
-        # with the 60 s window the server already counts.
-        self._recent: deque[Ticket] = deque()
+        self._history = History()  # the last minute's admissions, for limits learned later
         self.stats = LimiterStats()
 
     # ---- what it knows ----------------------------------------------------------------
@@ -266,9 +195,7 @@ class RateLimiter:
             ticket.reserved_after[name] = lim.reserved
             ticket.estimated_after[name] = lim.estimated
         self.outstanding += 1
-        self._recent.append(ticket)
-        while self._recent[0].at < now - 61.0:
-            self._recent.popleft()
+        self._history.add(now, demand.prompt, demand.max_output)
         return ticket
 
     def _climb(self, now: float) -> None:
@@ -295,9 +222,6 @@ class RateLimiter:
         now = self._clock()
         latency = now - ticket.at
         self._rtt = latency if not self._rtt else 0.8 * self._rtt + 0.2 * latency
-        self._answered_at.append(ticket.at)
-        while self._answered_at and self._answered_at[0] < now - 60.0:
-            self._answered_at.popleft()
         report = self._as_report(report)
         self._learn(report, now)
         self._sync(report, ticket, now)
@@ -321,7 +245,7 @@ class RateLimiter:
         now = self._clock()
         report = report or ServerReport()
         self.stats.refusals += 1
-        ticket.refused = True
+        self._history.remove(ticket.at, ticket.demand.prompt, ticket.demand.max_output)
         for name, entry in ticket.entries.items():
             self._limits[name].bucket.forget(entry, now)
         tokens = self._limits.get(TOKENS)
@@ -410,21 +334,22 @@ class RateLimiter:
             granularity = 500.0 if self._anthropic and name != REQUESTS else 0.0
             # A level the server reports is synced right after; without one we
             # do not know what this window already spent: start empty.
-            self._limits[name] = _Limit(name, per_minute, "server", self._burst_s, now,
+            self._limits[name] = Dimension(name, per_minute, "server", self._burst_s, now,
                                         level=None if known_level else 0.0,
                                         granularity=granularity)
-            self._replay(self._limits[name])
+            self._replay(self._limits[name], now)
             self.stats.tightened += 1
         elif per_minute < lim.bucket.per_minute - 1e-9:
             lim.bucket.set_limit(per_minute, now)
             lim.source = "server"
             self.stats.tightened += 1
 
-    def _replay(self, lim: _Limit) -> None:
+    def _replay(self, lim: Dimension, now: float) -> None:
         """A new limit's 60 s log: what was sent in the last minute (refusals excepted)."""
-        for past in self._recent:
-            if not past.refused:
-                lim.bucket.record(past.at, lim.amount(past.demand))
+        for at, requests, prompt, max_output in self._history.bins(now - 61.0):
+            amount = requests if lim.name == REQUESTS else lim.amount(
+                Demand(round(prompt), round(max_output)))
+            lim.bucket.record(at, amount)
 
     def _sync(self, report: ServerReport, ticket: Ticket, now: float) -> None:
         """Lower each bucket to what the server had left, carried forward to now."""
@@ -462,20 +387,20 @@ class RateLimiter:
         """Requests admitted (and not refused) per minute over the last ~10 s that have
         answered; None with under a second of history."""
         end = now - self._rtt
-        start = max(end - 10.0, self._recent[0].at) if self._recent else end
+        first = self._history.first
+        start = end if first is None else max(end - 10.0, first)
         if end - start < 1.0:
             return None
-        passed = sum(1 for t in self._recent if start <= t.at < end and not t.refused)
-        return max(1.0, passed / (end - start) * 60.0)
+        return max(1.0, self._history.requests_between(start, end) / (end - start) * 60.0)
 
     def _estimate_limit(self, now: float) -> None:
         """Refused with no limit known or named: guess one from the rate that passed."""
-        window = min(10.0, max(1.0, now - self._answered_at[0])) if self._answered_at else 1.0
-        passed = sum(1 for at in self._answered_at if at >= now - window)
-        per_minute = max(1.0, passed / window * 60.0)
-        self._limits[REQUESTS] = _Limit(REQUESTS, per_minute, "estimated", self._burst_s, now,
+        first = self._history.first
+        window = 1.0 if first is None else min(10.0, max(1.0, now - first))
+        per_minute = max(1.0, self._history.requests_between(now - window, now + 1) / window * 60)
+        self._limits[REQUESTS] = Dimension(REQUESTS, per_minute, "estimated", self._burst_s, now,
                                         level=0.0)
-        self._replay(self._limits[REQUESTS])
+        self._replay(self._limits[REQUESTS], now)
         self.stats.tightened += 1
 
 
