@@ -139,6 +139,11 @@ async def test_a_limit_told_twice_too_high_meets_a_server_that_counts_refusals()
         assert h.engine.limiter("x:gpt-4o-mini").rpm == 600  # learned from the first answer
         assert h.refused() <= 0.01 * n
         assert h.wall <= 1.05 * n / 10  # ideal: 600 requests at 10/s
+        # Refusals never feed themselves: in no 10 s stretch do they come near the
+        # admissions (the issue measured 32 arrivals/s against 8 admitted).
+        for start in range(0, int(h.wall) - 10, 10):
+            admitted = h.admitted(start, start + 10)["requests"]
+            assert h.refused(start=start, end=start + 10) <= 0.05 * admitted
 
 
 @pytest.mark.parametrize("bound", ["requests", "tokens"])
@@ -215,6 +220,14 @@ async def test_anthropic_input_and_output_token_limits_are_each_met(bound: str) 
         assert h.wall <= 1.05 * ideal
         limiter = h.engine.limiter("a:claude-3-5-haiku-latest")
         assert (limiter.itpm, limiter.otpm) == (itpm, otpm)
+
+
+async def test_a_request_larger_than_the_limit_fails_at_once_instead_of_waiting() -> None:
+    async with harness([SimConfig(tpm=1000)], lambda s: {"x": openai("x", s[0])}) as h:
+        results = await h.run([request(0, max_tokens=5000)])
+        assert isinstance(results[0], PermanentError)
+        assert "larger than the limit" in str(results[0])
+        assert h.server.stats()["by_status"] == {"429": 1}
 
 
 # ---- the circuit breaker ----------------------------------------------------------------
