@@ -15,6 +15,8 @@ from test_cli_engine import ThreadedSim, requests_file, results
 from mlift.cli import EXIT_ENDPOINT, main
 from mlift.sim import SimConfig
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 @pytest.fixture
 def remote_sim() -> Iterator[Callable[[SimConfig], ThreadedSim]]:
@@ -67,3 +69,19 @@ def test_several_base_urls_share_the_requests(
     served = a.stats()["requests"], b.stats()["requests"]
     assert sum(served) == 200 and min(served) >= 50
     assert json.loads(stats.read_text())["accounting"]["totals"]["successes"] == 200
+
+
+def test_the_pipeline_stops_on_a_wrong_base_url_without_burning_items(
+        tmp_path: Path, remote_sim: Callable[[SimConfig], ThreadedSim],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    sim = remote_sim(SimConfig())
+    out = tmp_path / "o"
+    code = main(["run", str(ROOT / "samples" / "hi.jsonl"), "--out", str(out),
+                 "--provider", "openai:gpt-4o-mini", "--base-url", sim.url,
+                 "--no-cache", "--transport", "aiohttp", "-q"])
+    assert code == EXIT_ENDPOINT
+    err = capsys.readouterr().err
+    assert sim.url in err and "Traceback" not in err
+    rejects = out / "rejects.jsonl"
+    lines = rejects.read_text().splitlines() if rejects.exists() else []
+    assert not [line for line in lines if "provider_" in line]  # no item blamed for the URL
