@@ -40,7 +40,16 @@ from typing import Any
 from mlift.engine.bucket import EPS
 from mlift.engine.dimension import Demand, Dimension, LimiterStats, Ticket
 from mlift.engine.history import History
-from mlift.engine.signals import DIMENSIONS, INPUT, OUTPUT, REQUESTS, TOKENS, Quota, ServerReport
+from mlift.engine.signals import (
+    DIMENSIONS,
+    INPUT,
+    OUTPUT,
+    REQUESTS,
+    TOKENS,
+    Quota,
+    ServerReport,
+    from_info,
+)
 from mlift.types import RateLimitInfo, Usage
 
 Clock = Callable[[], float]
@@ -303,8 +312,6 @@ class RateLimiter:
 
     def _as_report(self, report: ServerReport | RateLimitInfo | None) -> ServerReport:
         if isinstance(report, RateLimitInfo):
-            from mlift.engine.signals import from_info
-
             return from_info(report, anthropic=self._anthropic)
         return report or ServerReport()
 
