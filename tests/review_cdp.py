@@ -48,7 +48,7 @@ class Browser:
     def __init__(self, executable: str) -> None:
         self.executable = executable
         self._profile = tempfile.TemporaryDirectory(prefix="mlift-chromium-")
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._ids = itertools.count(1)
@@ -58,16 +58,16 @@ class Browser:
         self.session = ""
         self.console: list[str] = []
 
-    async def start(self, timeout: float = 30.0) -> Browser:
+    async def start(self, limit_s: float = 30.0) -> Browser:
         profile = Path(self._profile.name)
-        self._proc = subprocess.Popen(
-            [self.executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        self._proc = await asyncio.create_subprocess_exec(
+            self.executable, *FLAGS, f"--user-data-dir={profile}", "about:blank",
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = profile / "DevToolsActivePort"
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + limit_s
         while not (port_file.exists() and port_file.read_text().count("\n") >= 1):
-            if self._proc.poll() is not None or loop.time() > deadline:
+            if self._proc.returncode is not None or loop.time() > deadline:
                 raise CDPError("chromium did not open its DevTools port")
             await asyncio.sleep(0.05)
         port, path = port_file.read_text().split("\n")[:2]
@@ -103,7 +103,7 @@ class Browser:
                                                  for a in data["params"].get("args", [])))
 
     async def send(self, method: str, params: dict[str, Any] | None = None, *,
-                   session: str | None | bool = True, timeout: float = 20.0) -> Any:
+                   session: str | bool | None = True, limit_s: float = 20.0) -> Any:
         assert self._ws is not None
         message: dict[str, Any] = {"id": next(self._ids), "method": method,
                                    "params": params or {}}
@@ -114,7 +114,7 @@ class Browser:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[message["id"]] = fut
         await self._ws.send_str(json.dumps(message))
-        return await asyncio.wait_for(fut, timeout)
+        return await asyncio.wait_for(fut, limit_s)
 
     # -- the page --------------------------------------------------------------
 
@@ -138,9 +138,9 @@ class Browser:
             raise CDPError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    async def wait_for(self, expression: str, timeout: float = 10.0) -> Any:
+    async def wait_for(self, expression: str, limit_s: float = 10.0) -> Any:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + limit_s
         while True:
             with contextlib.suppress(CDPError):
                 value = await self.eval(expression)
@@ -172,13 +172,13 @@ class Browser:
 
     async def screenshot(self, path: Path) -> Path:
         data = await self.send("Page.captureScreenshot", {"format": "png"})
-        path.write_bytes(base64.b64decode(data["data"]))
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(data["data"]))
         return path
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             if self._ws is not None:
-                await self.send("Browser.close", session=None, timeout=5)
+                await self.send("Browser.close", session=None, limit_s=5)
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
@@ -189,8 +189,8 @@ class Browser:
             await self._http.close()
         if self._proc is not None:
             try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(self._proc.wait(), 10)
+            except TimeoutError:
                 self._proc.kill()
-                self._proc.wait()
+                await self._proc.wait()
         self._profile.cleanup()

@@ -86,13 +86,13 @@ def _pair(record: dict[str, Any], status: str, reject: dict[str, Any] | None = N
 
 def load_pairs(folder: Path) -> list[Pair]:
     """Every item of ``folder`` once: kept rows, then judged pairs below λ, then rejects."""
-    kept = {}
+    kept: dict[str, dict[str, Any]] = {}
     for row in read_raw(folder / DATASET):
         kept.setdefault(str(row["id"]), row)
-    scored = {}
+    scored: dict[str, dict[str, Any]] = {}
     for row in read_raw(folder / SCORED):
         scored.setdefault(str(row["id"]), row)
-    rejects = {}
+    rejects: dict[str, dict[str, Any]] = {}
     for row in read_raw(folder / REJECTS):
         rejects.setdefault(str(row["id"]), row)
     pairs = [_pair(row, "kept") for row in kept.values()]

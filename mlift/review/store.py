@@ -117,7 +117,7 @@ class Label(_Record):
 
 @dataclass(frozen=True, slots=True)
 class Preference(_Record):
-    """A blind choice: ``shown`` left to right as ``(run, pair id)``; ``winner`` a run or None (tie).
+    """A blind choice: ``shown`` left to right as ``(run, pair id)``; ``winner`` None is a tie.
 
     ``item`` is the comparison's key in the deck (stable across restarts),
     so a labeller's finished comparisons are skipped when the page reloads.
@@ -145,7 +145,7 @@ class Preference(_Record):
 
 @dataclass(frozen=True, slots=True)
 class JudgeScore(_Record):
-    """Judge ``judge`` (a ``NAME:MODEL`` spec) on pair ``id``: a score, or ``code`` saying why not."""
+    """Judge ``judge`` (``NAME:MODEL``) on pair ``id``: a score, or ``code`` saying why none."""
 
     FILE: ClassVar[str] = "judge_scores.jsonl"
 

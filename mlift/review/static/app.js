@@ -81,8 +81,16 @@ async function route() {
   $("tab-browse").classList.toggle("active", !compare);
   $("tab-compare").classList.toggle("active", compare);
   if (!compare && view === "compare") setHash("browse", query);  // nothing to compare
-  if (compare) await loadBlind();
-  else await applyQuery(query);
+  if (compare) {
+    // Nothing that names a run stays in the page while comparing blind.
+    for (const id of ["f-run", "list", "detail", "blind-results"]) $(id).replaceChildren();
+    $("blind-results").hidden = true;
+    $("count").textContent = "";
+    await loadBlind();
+  } else {
+    fillRuns();
+    await applyQuery(query);
+  }
 }
 
 // ---------------------------------------------------------------- browse
@@ -95,6 +103,12 @@ function fillOptions(select, values, allLabel) {
   select.replaceChildren(el("option", { value: "", text: allLabel }),
                          ...values.map((v) => el("option", { value: v, text: v })));
   select.value = values.includes(keep) ? keep : "";
+}
+
+function fillRuns() {
+  if ($("f-run").options.length) return;
+  $("f-run").replaceChildren(...state.info.runs.map((r) =>
+    el("option", { value: String(r.index), text: `${r.name} (${r.kind}, ${r.count})` })));
 }
 
 function runInfo() {
@@ -180,25 +194,29 @@ function renderList() {
 
 async function select(index) {
   state.current = index;
+  state.pair = null;   // label keys wait until this pair is shown
+  state.draft = null;
+  const ticket = (state.ticket = (state.ticket || 0) + 1);
   for (const [i, node] of [...$("list").children].entries()) {
     node.classList.toggle("current", i === index);
   }
   const query = filterQuery();
   if (index < 0) {
-    state.pair = null;
     $("detail").replaceChildren(el("p", { class: "muted", text: "No pair matches." }));
+    delete $("detail").dataset.id;
     setHash("browse", query);
     return;
   }
   const summary = state.items[index];
-  query.set("id", summary.id);
-  setHash("browse", query);
   const data = await api(`/api/pair?run=${runInfo().index}&id=${encodeURIComponent(summary.id)}`);
+  if (ticket !== state.ticket) return;  // the labeller has moved on meanwhile
   state.pair = data;
   const mine = data.labels.find((l) => l.labeller === labeller());
   state.draft = { score: mine ? mine.score : null, flags: new Set(mine ? mine.flags : []),
                   note: mine ? mine.note : "", saved: mine || null };
   renderDetail();
+  query.set("id", summary.id);
+  setHash("browse", query);
   $("list").children[index]?.scrollIntoView({ block: "nearest" });
 }
 
@@ -240,6 +258,7 @@ function renderDetail() {
       : null,
     labelForm(d),
     otherLabels(state.pair.labels)].filter((node) => node));
+  $("detail").dataset.id = p.id;
 }
 
 function labelForm(d) {
@@ -278,19 +297,19 @@ function otherLabels(labels) {
 }
 
 async function save(advance) {
-  if (!state.pair) return;
+  if (!state.pair || !state.draft) return;
   const d = state.draft;
+  const summary = state.items[state.current];
   try {
     const data = await api("/api/label", {
       run: state.pair.run, id: state.pair.pair.id, labeller: labeller(), score: d.score,
       flags: [...d.flags], note: d.note });
     d.saved = data.saved;
-    const summary = state.items[state.current];
     summary.mine = data.saved.score;
     if (!summary.mine_done) { summary.mine_done = true; summary.labels += 1; }
     renderList();
     toast(`saved: ${state.pair.pair.id}`);
-    if (advance) await move(1); else renderDetail();
+    if (advance) await move(1); else if (state.draft === d) renderDetail();
   } catch (err) {
     toast(`not saved: ${err.message}`, true);
   }
@@ -310,6 +329,7 @@ async function loadBlind() {
   state.blind = data.item;
   $("blind-progress").textContent = `${data.done} of ${data.total} compared`;
   const sides = $("blind-sides");
+  document.querySelector(".choices").hidden = !data.item;
   if (!data.item) {
     $("blind-lang").textContent = "";
     sides.replaceChildren(el("p", { class: "muted", text: "All comparisons done. Thank you." }));
@@ -405,8 +425,6 @@ async function start() {
     localStorage.setItem("mlift-labeller", labeller());
     route();
   });
-  $("f-run").replaceChildren(...state.info.runs.map((r) =>
-    el("option", { value: String(r.index), text: `${r.name} (${r.kind}, ${r.count})` })));
   const refilter = () => loadList(null).catch((err) => toast(err.message, true));
   let typingTimer = null;
   for (const id of Object.values(FILTERS)) {
