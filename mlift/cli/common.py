@@ -10,16 +10,26 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TextIO
 
 from mlift.config import Config, load_config, resolve_endpoint
-from mlift.engine.accounting import Accounting, Budget, format_progress
+from mlift.engine.accounting import Accounting, Budget, format_progress, usd
 from mlift.engine.cache import ResponseCache, default_cache_dir
 from mlift.engine.core import Engine
 from mlift.engine.retry import TimeoutPolicy
 from mlift.errors import ConfigError
 from mlift.prices import Price, PriceTable
 from mlift.providers.base import Endpoint
+from mlift.runfolder.report import RunReport
+
+
+def add_folder_args(parser: argparse.ArgumentParser) -> None:
+    """``--new-generation``, for every command that writes a run folder."""
+    parser.add_argument(
+        "--new-generation", action="store_true",
+        help="the --out folder holds a run made with other settings: move it into "
+             "OUT/generations/N/ and start afresh (without this flag such a resume is "
+             "refused, so rows made two ways never mix)")
 
 
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
@@ -153,32 +163,45 @@ class Progress:
         return time.monotonic() - self._start
 
 
-class FunnelReport(Protocol):
-    inputs: int
-    kept: int
-    rejected: int
-    skipped_done: int
-    funnel: dict[str, Any]
-
-    @property
-    def balanced(self) -> bool: ...
-
-
-def print_summary(command: str, report: FunnelReport, out_dir: Path,
-                  cost: float | None) -> None:
-    """The closing lines of a dataset-building command: the count check, rejects, where to look."""
-    status = "ok" if report.balanced else "MISMATCH"
-    below = getattr(report, "below", None)
+def print_summary(command: str, report: RunReport, out_dir: Path,
+                  max_cost: float | None = None) -> None:
+    """The closing lines of a dataset-building command: the count check, rejects, cost, where."""
     parts = [f"{report.kept} kept"]
-    if below is not None:
-        parts.append(f"{below} below threshold")
+    if report.below is not None:
+        parts.append(f"{report.below} below threshold")
     parts.append(f"{report.rejected} rejected")
+    missing = report.unfinished
+    if missing > 0 and report.stopped:
+        parts.append(f"{missing} not processed yet")
+        status = "stopped early: re-run to finish"
+    elif missing > 0:
+        status = (f"MISMATCH: {missing} input records are in none of the outputs; this is a "
+                  f"bug — please report it with {out_dir / 'run.json'}")
+    elif missing < 0:
+        status = (f"MISMATCH: the outputs hold {-missing} records more than this input has; "
+                  f"were records removed from an input file since the folder was made?")
+    else:
+        status = "ok"
     print(f"mlift {command}: {report.inputs} input = {' + '.join(parts)} [{status}]"
           + (f"; {report.skipped_done} already done" if report.skipped_done else ""),
           file=sys.stderr)
+    if report.retried:
+        print(f"  retried {report.retried} items whose calls had failed at the provider",
+              file=sys.stderr)
+    if report.provider_failures:
+        print(f"  {report.provider_failures} items failed at the provider (see rejects with "
+              f"\"retry\": true); re-run the same command to try them again", file=sys.stderr)
     reasons = report.funnel.get("rejects_by_stage_and_reason", {})
     if reasons:
         top = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:6])
         print(f"  rejects: {top}", file=sys.stderr)
-    spent = f"cost ${cost:.4f} this run; " if cost is not None else ""
-    print(f"  {spent}dataset: {out_dir / 'dataset.jsonl'}", file=sys.stderr)
+    print(f"  {cost_line(report.cost_usd, report.run_cost_usd, max_cost)}; "
+          f"dataset: {out_dir / 'dataset.jsonl'}", file=sys.stderr)
+
+
+def cost_line(this: float, total: float, max_cost: float | None) -> str:
+    """``cost $X this invocation, $Y for the run (cap $Z)`` — which figure is which, always."""
+    cap = f" (--max-cost {usd(max_cost)} caps the run's total)" if max_cost is not None else ""
+    if abs(total - this) < 1e-12:
+        return f"cost {usd(this)}{cap}"
+    return f"cost {usd(this)} this invocation, {usd(total)} for the run in all{cap}"
