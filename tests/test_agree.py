@@ -44,7 +44,7 @@ def write_agree_run(folder: Path) -> Path:
               ("ben", "p1", 2), ("ben", "p2", 2), ("ben", "p5", None)]  # flags only: skipped
     for who, pid, score in labels:
         append(folder, Label(id=pid, labeller=who, at="t", score=score,
-                             flags=() if score else ("unnatural",)))
+                             flags=[] if score else ["unnatural"]))
     return folder
 
 
@@ -141,7 +141,7 @@ def test_enough_items_are_not_flagged(tmp_path: Path) -> None:
 
 def test_blind_win_rates_count_each_labellers_latest_choice(tmp_path: Path) -> None:
     folder = write_agree_run(tmp_path / "run")
-    shown = (("run", "p1"), ("translate", "t1"))
+    shown = [{"run": "run", "id": "p1"}, {"run": "translate", "id": "t1"}]
     for item, who, winner in [("k1", "ana", "translate"), ("k1", "ana", "run"),
                               ("k2", "ana", "run"), ("k3", "ana", None), ("k1", "ben", "run"),
                               ("k4", "ben", "translate")]:
@@ -168,7 +168,8 @@ def test_a_folder_without_scores_says_what_to_do(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "run"
     folder.mkdir()
-    (folder / "dataset.jsonl").write_text('{"id": "a", "instruction": "i", "response": "r"}\n')
+    (folder / "dataset.jsonl").write_text('{"id": "a", "lang": "es", "instruction": "i", '
+                                         '"response": "r"}\n')
     assert main(["agree", str(folder)]) == 0
     assert "run `mlift judge`" in capsys.readouterr().out
     assert main(["agree", str(tmp_path / "missing")]) == 2

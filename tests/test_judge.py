@@ -9,6 +9,7 @@ context put back into context-bearing instructions.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +46,14 @@ def test_a_seeded_sample_is_judged_once_and_grows_without_rejudging(
 ) -> None:
     src, cache = plain_run
     run = tmp_path / "run"
-    run.mkdir()
-    for name in ("scored.jsonl", "dataset.jsonl", "rejects.jsonl", "run.json"):
-        (run / name).write_bytes((src / name).read_bytes())
+    shutil.copytree(src, run)
     scored = {r["id"]: r for r in _lines(run / "scored.jsonl")}
 
     assert _judge(run, cache, "--sample", "5") == 0
     err = capsys.readouterr().err
     assert err.index("estimate for 5 pairs") < err.index("5 scored")  # estimated first
     first = _lines(run / "judge_scores.jsonl")
-    expected = [p["id"] for p in draw_sample(list(scored.values()), 5, seed=0)]
+    expected = draw_sample(list(scored), 5, seed=0)
     assert sorted(x["id"] for x in first) == sorted(expected)
     for verdict in first:
         assert verdict["judge"] == "sim:second" and verdict["prompt"].startswith("judge/fit@v1")
@@ -103,9 +102,8 @@ def test_a_budget_stop_leaves_the_rest_for_the_next_run(
         plain_run: tuple[Path, Path], tmp_path: Path) -> None:
     src, _ = plain_run
     run = tmp_path / "run"
-    run.mkdir()
-    for name in ("scored.jsonl", "run.json"):
-        (run / name).write_bytes((src / name).read_bytes())
+    shutil.copytree(src, run)
+    (run / "judge_scores.jsonl").unlink(missing_ok=True)
     assert _judge(run, tmp_path / "fresh-cache", "--max-cost", "0.0004") == 4
     partial = len(_lines(run / "judge_scores.jsonl"))
     total = len(_lines(run / "scored.jsonl"))
@@ -115,7 +113,7 @@ def test_a_budget_stop_leaves_the_rest_for_the_next_run(
 
 
 def test_sample_is_stable_under_file_order_and_nested_as_it_grows() -> None:
-    pairs = [{"id": f"x{i}"} for i in range(50)]
+    pairs = [f"x{i}" for i in range(50)]
     small = draw_sample(pairs, 5, seed=7)
     assert draw_sample(list(reversed(pairs)), 5, seed=7) == small
     assert draw_sample(pairs, 12, seed=7)[:5] == small

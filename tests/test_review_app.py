@@ -17,9 +17,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mlift.errors import ConfigError, InputError
+from mlift.errors import ConfigError, RunFolderError
+from mlift.records import repair_torn_tail
 from mlift.review.app import Review, serve
-from mlift.review.store import Label, append, cut_torn_tail, read
+from mlift.review.store import Label, append, read
 
 INJECTION = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 SECRET = "TOP-SECRET-MARKER-7f3a"
@@ -342,7 +343,7 @@ def test_a_torn_last_label_line_is_skipped_then_cut_before_the_next_append(
     assert [x.id for x in read(folder, Label)] == ["es-1"]
     append(folder, Label(id="es-3", labeller="ana", at="2026-01-01T00:00:01.000Z", score=2))
     assert [x.id for x in read(folder, Label)] == ["es-1", "es-3"]
-    assert cut_torn_tail(folder / "labels.jsonl") == 0
+    assert repair_torn_tail(folder / "labels.jsonl") == 0
 
 
 def test_a_damaged_label_line_is_an_error_naming_file_and_line(tmp_path: Path) -> None:
@@ -350,17 +351,17 @@ def test_a_damaged_label_line_is_an_error_naming_file_and_line(tmp_path: Path) -
     (folder / "labels.jsonl").write_text(
         '{"id": "es-1", "labeller": "ana", "at": "t", "score": 4}\n'
         '{"id": "es-2", "labeller": "ana", "at": "t", "score": 9}\n')
-    with pytest.raises(InputError, match=r"labels.jsonl:2"):
+    with pytest.raises(RunFolderError, match=r"labels.jsonl:2"):
         read(folder, Label)
-    with pytest.raises(InputError, match=r"labels.jsonl:2.*labeller"):
+    with pytest.raises(RunFolderError, match=r"labels.jsonl:2.*labeller"):
         (folder / "labels.jsonl").write_text('{"id": "x", "labeller": "a", "at": "t"}\n'
                                              '{"id": "es-2", "at": "t"}\n')
         read(folder, Label)
 
 
 def test_a_folder_that_is_not_a_run_is_refused_early(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not a folder"):
+    with pytest.raises(RunFolderError, match="no such folder"):
         Review([tmp_path / "missing"], labeller="ana")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match="no pairs"):
+    with pytest.raises(ConfigError, match="not an mlift run folder"):
         Review([tmp_path / "empty"], labeller="ana")

@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from mlift.agree import stats
+from mlift.records import ScoredPair
 from mlift.review import blind, store
 from mlift.review.pairs import load_pairs
-from mlift.review.store import SCORED, JudgeScore, Label, Preference
+from mlift.review.store import JudgeScore, Label, Preference
+from mlift.runfolder import RunFolder
 
 # Below this many items a figure is shown but flagged: even at 30 items the
 # standard error of a κ is still about 0.1–0.15, so a κ of 0.5 could be 0.25
@@ -147,15 +149,14 @@ def _is_score(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5
 
 
-def _raters(run_dir: Path) -> tuple[list[Rater], list[Rater]]:
+def _raters(folder: RunFolder) -> tuple[list[Rater], list[Rater]]:
     """(judges, humans) of a run folder; the pooled humans come last among the humans."""
+    run_dir = folder.path
     primary: dict[str, dict[str, list[int]]] = {}
-    for row in store.read_raw(run_dir / SCORED):
-        models = row.get("models")
-        spec = models.get("judge") if isinstance(models, dict) else None
-        name = f"judge {spec or 'of the run'}"
-        if _is_score(row.get("score")):
-            primary.setdefault(name, {}).setdefault(str(row["id"]), [row["score"]])
+    for pair in folder.records(ScoredPair):
+        name = f"judge {pair.models.get('judge') or 'of the run'}"
+        if _is_score(pair.score):
+            primary.setdefault(name, {}).setdefault(pair.id, [pair.score])
     second: dict[tuple[str, str], dict[str, list[int]]] = {}
     for s in store.read(run_dir, JudgeScore):  # the latest verdict per pair wins
         if s.score is not None:
@@ -203,8 +204,9 @@ def _groups(obs: Iterable[Obs], meta: dict[str, tuple[str | None, str | None]]
 
 def agreement(run_dir: Path) -> Agreement:
     """Every comparison the folder's scores allow, and the blind comparison's win rates."""
-    meta = {p.id: (p.lang, p.task) for p in load_pairs(run_dir)} if _has_pairs(run_dir) else {}
-    judges, humans = _raters(run_dir)
+    folder = RunFolder.load(run_dir)
+    meta = {p.id: (p.lang, p.task) for p in load_pairs(folder)}
+    judges, humans = _raters(folder)
     result = Agreement(str(run_dir), judges + humans, meta=meta)
     individuals = [h for h in humans if h.name != HUMANS]
     pairs = ([(a, b, "judge vs judge") for a, b in itertools.combinations(judges, 2)]
@@ -216,7 +218,3 @@ def agreement(run_dir: Path) -> Agreement:
             result.comparisons.append(Comparison(a.name, b.name, kind, _groups(obs, meta)))
     result.win_rates = blind.win_rates(store.read(run_dir, Preference))
     return result
-
-
-def _has_pairs(run_dir: Path) -> bool:
-    return any((run_dir / name).is_file() for name in ("dataset.jsonl", SCORED, "rejects.jsonl"))

@@ -36,15 +36,17 @@ from mlift.estimate.model import Range, sample, stage_figures
 from mlift.estimate.plan import Ledger, Text, Walker
 from mlift.estimate.priors import prior_factors
 from mlift.langs import get_language
-from mlift.pipeline.refilter import load_run, models_of
+from mlift.pipeline.refilter import models_of
 from mlift.pipeline.runner import RunOptions
 from mlift.pipeline.stages import Models, StageReject, Stages, Trace
 from mlift.pipeline.validate import CONTEXT_PLACEHOLDER
 from mlift.prices import Price
 from mlift.prompts import PromptLibrary
 from mlift.providers.base import Endpoint
+from mlift.records import ScoredPair
 from mlift.review import store
-from mlift.review.store import SCORED, JudgeScore
+from mlift.review.store import JudgeScore
+from mlift.runfolder import RunFolder
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,23 +73,21 @@ def _rank(seed: int, pair_id: str) -> str:
     return hashlib.sha256(f"{seed}\x1f{pair_id}".encode()).hexdigest()
 
 
-def draw_sample(pairs: Sequence[dict[str, Any]], n: int | None, seed: int
-                ) -> list[dict[str, Any]]:
-    """``n`` pairs (all when None), the same ones for the same seed whatever the file order."""
-    ranked = sorted(pairs, key=lambda p: _rank(seed, str(p["id"])))
+def draw_sample(ids: Sequence[str], n: int | None, seed: int) -> list[str]:
+    """``n`` of ``ids`` (all when None), the same ones for the same seed whatever their order."""
+    ranked = sorted(ids, key=lambda i: _rank(seed, i))
     return ranked if n is None else ranked[:n]
 
 
-def judged_pairs(run_dir: Path) -> list[dict[str, Any]]:
-    """Every judged pair of the run, once, with what the judge needs to see it again."""
-    seen: dict[str, dict[str, Any]] = {}
-    for row in store.read_raw(run_dir / SCORED):
-        if isinstance(row.get("instruction_en"), str) and row["id"] not in seen:
-            seen[str(row["id"])] = row
+def judged_pairs(folder: RunFolder) -> dict[str, ScoredPair]:
+    """Every judged pair of the run, once, by id."""
+    seen: dict[str, ScoredPair] = {}
+    for pair in folder.records(ScoredPair):
+        seen.setdefault(pair.id, pair)
     if not seen:
-        raise ConfigError(f"{run_dir}: no judged pairs ({SCORED} is missing or empty); "
-                          "mlift judge re-scores the pairs of an `mlift run` folder")
-    return list(seen.values())
+        raise ConfigError(f"{folder.path}: no judged pairs ({ScoredPair.FILE} is missing or "
+                          "empty); mlift judge re-scores the pairs of an `mlift run` folder")
+    return seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,29 +96,26 @@ class Plan:
 
     models: Models
     judge_prompt: str
-    sample: list[dict[str, Any]]
-    todo: list[dict[str, Any]]
+    sample: list[ScoredPair]
+    todo: list[ScoredPair]
     min_score: int
 
 
 def plan(options: JudgeOptions, library: PromptLibrary) -> Plan:
-    run = load_run(options.run_dir)
-    base = models_of(run)
+    folder = RunFolder.load(options.run_dir, expect="run")
+    base = models_of(folder)
     models = Models(translator=base.translator, generator=base.generator, judge=options.judge)
-    prompt = options.judge_prompt or run["config"].get("judge_prompt") or "judge/fit"
+    config = folder.summary().get("config", {})
+    prompt = (options.judge_prompt or folder.identity.get("params", {}).get("judge_prompt")
+              or config.get("judge_prompt") or "judge/fit")
     ref = library.get(prompt).ref
-    chosen = draw_sample(judged_pairs(options.run_dir), options.sample, options.seed)
+    pairs = judged_pairs(folder)
+    chosen = [pairs[i] for i in draw_sample(list(pairs), options.sample, options.seed)]
     done = {s.id for s in store.read(options.run_dir, JudgeScore)
             if s.judge == options.judge and s.prompt == ref and s.score is not None}
-    return Plan(models, prompt, chosen, [p for p in chosen if p["id"] not in done],
-                int(run["config"].get("min_score", 4)))
-
-
-def _context_text(pair: dict[str, Any]) -> str | None:
-    context = pair.get("context")
-    if not isinstance(context, dict) or not context:
-        return None
-    return "\n\n".join(str(v) for v in context.values() if v)
+    min_score = config.get("min_score")
+    return Plan(models, prompt, chosen, [p for p in chosen if p.id not in done],
+                min_score if isinstance(min_score, int) else 4)
 
 
 async def judge_sample(options: JudgeOptions, job: Plan, engine: Engine,
@@ -128,17 +125,17 @@ async def judge_sample(options: JudgeOptions, job: Plan, engine: Engine,
     ref = stages.judge_prompt.ref
     report = JudgeReport(sampled=len(job.sample), already=len(job.sample) - len(job.todo))
 
-    async def work(pair: dict[str, Any]) -> Any:
-        lang, trace = get_language(pair.get("lang") or ""), Trace()
+    async def work(pair: ScoredPair) -> Any:
+        lang, trace = get_language(pair.lang or ""), Trace()
         try:
-            instruction = pair["instruction_en"]
-            context = _context_text(pair)
+            instruction = pair.instruction_en
+            context = pair.context_text
             if context is not None:
-                context_en = await stages.to_english(pair["id"], context, lang, trace,
+                context_en = await stages.to_english(pair.id, context, lang, trace,
                                                      stage="to_en_context")
                 instruction = instruction.replace(CONTEXT_PLACEHOLDER, context_en)
-            verdict = await stages.judge(pair["id"], instruction,
-                                         pair.get("response_en") or pair["response"], trace)
+            verdict = await stages.judge(pair.id, instruction, pair.response_en or pair.response,
+                                         trace)
             score, reason, code = verdict.score, verdict.reason, None
         except StageReject as r:
             score, reason, code = None, r.detail, f"{r.stage}:{r.code}"
@@ -146,9 +143,9 @@ async def judge_sample(options: JudgeOptions, job: Plan, engine: Engine,
             report.stopped = str(exc)
             scheduler.stop()
             return NOT_DONE
-        return JudgeScore(id=pair["id"], judge=options.judge, prompt=ref, at=store.now(),
-                          score=score, reason=reason, code=code, lang=pair.get("lang"),
-                          task=pair.get("task"), usage=trace.usage)
+        return JudgeScore(id=pair.id, judge=options.judge, prompt=ref, at=store.now(),
+                          score=score, reason=reason, code=code, lang=pair.lang,
+                          task=pair.task, usage=trace.usage)
 
     async def emit(_i: int, _pair: object, verdict: JudgeScore) -> None:
         await asyncio.to_thread(store.append, options.run_dir, verdict)
@@ -159,8 +156,8 @@ async def judge_sample(options: JudgeOptions, job: Plan, engine: Engine,
         else:
             report.scored += 1
 
-    scheduler: Scheduler[dict[str, Any], JudgeScore] = Scheduler(work, emit,
-                                                                 workers=options.workers)
+    scheduler: Scheduler[ScoredPair, JudgeScore] = Scheduler(work, emit,
+                                                             workers=options.workers)
     await scheduler.run(job.todo)
     return report
 
@@ -184,20 +181,20 @@ async def estimate_judging(job: Plan, library: PromptLibrary, endpoints: dict[st
     walker = Walker(options, library, endpoints, cache, ledger)
     for pair in job.todo:
         ledger.items += 1
-        instruction: str = pair["instruction_en"]
-        response = Text(pair.get("response_en") or pair["response"],
-                        len(pair.get("response_en") or pair["response"]))
-        context, context_en = _context_text(pair), None
+        instruction = pair.instruction_en
+        response_en = pair.response_en or pair.response
+        response = Text(response_en, len(response_en))
+        context, context_en = pair.context_text, None
         judged = Text(instruction, len(instruction))
         if context is not None:
-            context_en = await walker.translate_en(pair["id"], context,
-                                                   get_language(pair.get("lang") or ""),
+            context_en = await walker.translate_en(pair.id, context,
+                                                   get_language(pair.lang or ""),
                                                    "to_en_context")
             judged = (Text(instruction.replace(CONTEXT_PLACEHOLDER, context_en.text),
                            len(instruction)) if context_en.text is not None
                       else Text(None, len(instruction)))
         # The walker's judge step: rendered, counted and looked up as the stage sends it.
-        await walker._judge(pair["id"], judged, response, context_en)
+        await walker._judge(pair.id, judged, response, context_en)
     figures, total = stage_figures(ledger, sample(prior_factors(job.min_score)), prices)
     return Estimate(len(job.todo), {name: {
         "requests": f.requests, "cached": f.cached, "input_tokens": f.input_tokens,

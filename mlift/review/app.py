@@ -29,10 +29,12 @@ from typing import Any
 from aiohttp import web
 
 from mlift.errors import ConfigError
+from mlift.report.load import FolderView
 from mlift.review import blind, store
 from mlift.review.guard import guard
 from mlift.review.pairs import STATUSES, Pair, load_pairs
 from mlift.review.store import FLAGS, Label, Preference
+from mlift.runfolder import RunFolder
 
 STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
 PAGE_LIMIT = 500
@@ -54,13 +56,13 @@ class Run:
 
     @classmethod
     def load(cls, index: int, name: str, path: Path) -> Run:
-        if not path.is_dir():
-            raise ConfigError(f"{path}: not a folder (expected an mlift run folder)")
-        pairs = load_pairs(path)
+        folder = RunFolder.load(path)
+        pairs = load_pairs(folder)
         if not pairs:
-            raise ConfigError(f"{path}: no pairs (none of dataset.jsonl, scored.jsonl, "
-                              "rejects.jsonl has a line); is it a run folder?")
-        run = cls(index, name, path, _kind(path, pairs), pairs)
+            raise ConfigError(f"{path}: no pairs yet (dataset.jsonl, scored.jsonl and "
+                              "rejects.jsonl are empty or missing)")
+        kind = FolderView(path, command=folder.command).kind
+        run = cls(index, name, path, kind, pairs)
         run.by_id = {p.id: p for p in pairs}
         run.search = {p.id: p.text() for p in pairs}
         for label in store.read(path, Label):
@@ -74,23 +76,6 @@ class Run:
                 "tasks": sorted({p.task for p in self.pairs if p.task}),
                 "statuses": {s: sum(p.status == s for p in self.pairs) for s in STATUSES},
                 "labelled": len(self.labels)}
-
-
-def _kind(path: Path, pairs: list[Pair]) -> str:
-    """``mlift`` or the baseline that wrote the folder (run.json says; else the rows do)."""
-    try:
-        run = json.loads((path / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        run = {}
-    baseline = run.get("baseline") if isinstance(run, dict) else None
-    if isinstance(baseline, str) and baseline:
-        return baseline
-    if any(p.template for p in pairs):
-        return "template"
-    kept = [p for p in pairs if p.status == "kept"]
-    if kept and all(p.task == "translated" for p in kept):
-        return "translate"
-    return "mlift"
 
 
 def _names(paths: list[Path]) -> list[str]:
@@ -234,7 +219,7 @@ class Review:
             raise _bad("flags must be a list of flag names")
         try:
             label = Label(id=pid, labeller=store.check_name(body.get("labeller")),
-                          at=store.now(), score=body.get("score"), flags=tuple(flags),
+                          at=store.now(), score=body.get("score"), flags=list(flags),
                           note=body.get("note") or "")
         except ValueError as exc:
             raise _bad(str(exc)) from None
@@ -266,7 +251,8 @@ class Review:
             raise _bad(str(exc)) from None
         winner = None if choice == "tie" else item.sides[int(choice)][0]
         pref = Preference(item=item.key, lang=item.lang, labeller=who, at=store.now(),
-                          shown=tuple((run, p.id) for run, p in item.sides), winner=winner)
+                          shown=[{"run": run, "id": p.id} for run, p in item.sides],
+                          winner=winner)
         async with self._write:
             await asyncio.to_thread(store.append, self.runs[0].path, pref)
             self.preferences.append(pref)

@@ -116,7 +116,7 @@ def win_rates(preferences: Sequence[Preference]) -> list[WinRate]:
     """Per language and pair of runs (names in sorted order), from the latest choices."""
     counts: dict[tuple[str, str, str], list[int]] = {}
     for p in latest(preferences).values():
-        a, b = sorted(run for run, _ in p.shown)
+        a, b = sorted(p.runs)[:2]
         cell = counts.setdefault((p.lang, a, b), [0, 0, 0])
         cell[0 if p.winner == a else 1 if p.winner == b else 2] += 1
     return [WinRate(lang, a, b, *c) for (lang, a, b), c in sorted(counts.items())]

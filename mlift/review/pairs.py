@@ -12,10 +12,10 @@ a folder lacks are ``None``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from mlift.review.store import DATASET, REJECTS, SCORED, read_raw
+from mlift.records import DatasetRow, RecordBase, Reject, ScoredPair
+from mlift.runfolder import RunFolder
 
 STATUSES = ("kept", "below", "rejected")
 
@@ -52,55 +52,48 @@ class Pair:
         return "\n".join(p for p in parts if isinstance(p, str)).casefold()
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def _get(record: RecordBase | None, name: str) -> Any:
+    return getattr(record, name, None) if record is not None else None
 
 
-def _score(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _pair(status: str, *records: RecordBase | None, reject: Reject | None = None) -> Pair:
+    """The pair from the first of ``records`` that has each field."""
 
+    def first(name: str) -> Any:
+        return next((v for r in records if (v := _get(r, name)) not in (None, "", {})), None)
 
-def _context(value: Any) -> dict[str, str] | None:
-    if not isinstance(value, dict) or not value:
-        return None
-    return {str(k): str(v) for k, v in value.items() if v is not None}
-
-
-def _pair(record: dict[str, Any], status: str, reject: dict[str, Any] | None = None) -> Pair:
-    models = record.get("models")
-    source = record.get("source")
+    models = first("models")
+    lead = next(r for r in records if r is not None)
     return Pair(
-        id=str(record["id"]), lang=_str(record.get("lang")), status=status,
-        instruction=_str(record.get("instruction")),
-        instruction_en=_str(record.get("instruction_en")),
-        response=_str(record.get("response")), response_en=_str(record.get("response_en")),
-        context=_context(record.get("context")), score=_score(record.get("score")),
-        reason=_str(record.get("reason")), task=_str(record.get("task")),
-        style=_str(record.get("style")), length_hint=_str(record.get("length_hint")),
-        template=_str(record.get("template")),
-        judge=_str(models.get("judge")) if isinstance(models, dict) else None,
-        source=source if isinstance(source, dict) else None,
+        id=str(_get(lead, "id")), lang=first("lang"), status=status,
+        instruction=first("instruction"), instruction_en=first("instruction_en"),
+        response=first("response"), response_en=first("response_en"),
+        context=first("context"), score=first("score"), reason=first("reason"),
+        task=first("task"), style=first("style"), length_hint=first("length_hint"),
+        template=first("template"),
+        judge=models.get("judge") if isinstance(models, dict) else None,
+        source=first("source"),
         reject=None if reject is None else {
-            k: str(reject.get(k) or "") for k in ("stage", "code", "detail")})
+            "stage": reject.stage, "code": reject.code, "detail": reject.detail})
 
 
-def load_pairs(folder: Path) -> list[Pair]:
+def load_pairs(folder: RunFolder) -> list[Pair]:
     """Every item of ``folder`` once: kept rows, then judged pairs below λ, then rejects."""
-    kept: dict[str, dict[str, Any]] = {}
-    for row in read_raw(folder / DATASET):
-        kept.setdefault(str(row["id"]), row)
-    scored: dict[str, dict[str, Any]] = {}
-    for row in read_raw(folder / SCORED):
-        scored.setdefault(str(row["id"]), row)
-    rejects: dict[str, dict[str, Any]] = {}
-    for row in read_raw(folder / REJECTS):
-        rejects.setdefault(str(row["id"]), row)
-    pairs = [_pair(row, "kept") for row in kept.values()]
-    pairs += [_pair(row, "below") for pid, row in scored.items()
+    kept: dict[str, DatasetRow] = {}
+    for row in folder.records(DatasetRow):
+        kept.setdefault(row.id, row)
+    scored: dict[str, ScoredPair] = {}
+    for pair in folder.records(ScoredPair):
+        scored.setdefault(pair.id, pair)
+    rejects: dict[str, Reject] = {}
+    for reject in folder.records(Reject):
+        rejects.setdefault(reject.id, reject)
+    pairs = [_pair("kept", row, scored.get(pid)) for pid, row in kept.items()]
+    pairs += [_pair("below", pair) for pid, pair in scored.items()
               if pid not in kept and pid not in rejects]
     for pid, reject in rejects.items():
         if pid in kept:
             continue  # an earlier failure the next run retried and kept
         # A pair judged and then rejected (e.g. at back-translation) keeps what it had.
-        pairs.append(_pair({**reject, **scored.get(pid, {})}, "rejected", reject))
+        pairs.append(_pair("rejected", scored.get(pid), reject, reject=reject))
     return pairs
