@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ import pytest
 from mlift.errors import ConfigError, RunFolderError
 from mlift.records import repair_torn_tail
 from mlift.review.app import Review, serve
+from mlift.review.blind import build_deck
+from mlift.review.pairs import Pair
 from mlift.review.store import Label, append, read
 
 INJECTION = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -365,3 +369,39 @@ def test_a_folder_that_is_not_a_run_is_refused_early(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="not an mlift run folder"):
         Review([tmp_path / "empty"], labeller="ana")
+
+
+async def test_the_command_listens_on_loopback_and_prints_its_url(tmp_path: Path) -> None:
+    folder = write_review_run(tmp_path / "run")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mlift", "review", str(folder), "--port", "0",
+        "--labeller", "ana", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        url = line.split("open ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:")
+        async with aiohttp.ClientSession() as http, http.get(url) as r:
+            assert r.status == 200 and "mlift review" in await r.text()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(proc.wait(), 30)
+    assert code == 0
+    assert proc.stderr is not None
+    assert "7 pairs in 1 run folder" in (await proc.stderr.read()).decode()
+
+
+def test_three_folders_are_compared_two_at_a_time_in_a_seeded_order() -> None:
+    def pairs(run: str, n: int) -> list[Pair]:
+        return [Pair(id=f"{run}{i}", lang="hi", status="kept", instruction=f"i{i}",
+                     response=f"r{i}") for i in range(n)]
+
+    runs = {"ours": pairs("o", 6), "translate": pairs("t", 4), "template": pairs("p", 5)}
+    deck = build_deck(runs, seed=1, per_lang=3)
+    combos = sorted({tuple(sorted(run for run, _ in item.sides)) for item in deck})
+    assert combos == [("ours", "template"), ("ours", "translate"), ("template", "translate")]
+    assert len(deck) == 9 and len({i.key for i in deck}) == 9
+    assert {item.sides[0][0] for item in deck} == {"ours", "template", "translate"}  # sides mix
+    assert [i.key for i in build_deck(runs, seed=1, per_lang=3)] == [i.key for i in deck]
+    assert [i.key for i in build_deck(runs, seed=2, per_lang=3)] != [i.key for i in deck]
+    assert all(set(i.public()["sides"][0]) == {"instruction", "response"} for i in deck)
