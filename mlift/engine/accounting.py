@@ -319,12 +319,13 @@ def _dollars(amount: float) -> str:
 
 
 def format_progress(snapshot: dict[str, Any], *, elapsed_s: float,
-                    total_items: int | None = None, done_items: int | None = None) -> str:
+                    total_items: int | None = None, done_items: int | None = None,
+                    eta_s: float | None = None) -> str:
     """One status line from ``Accounting.snapshot()``; pure, so the display is testable.
 
     ``req/s`` counts requests actually sent to a provider (cache hits are
-    shown apart); the ETA extrapolates the item rate so far and appears only
-    when the total is known.
+    shown apart); the ETA appears only when the total is known: ``eta_s`` if
+    the caller smooths one, else the item rate so far extrapolated.
     """
     t = snapshot["totals"]
     parts: list[str] = []
@@ -348,6 +349,8 @@ def format_progress(snapshot: dict[str, Any], *, elapsed_s: float,
     if total_items and done_items is not None:
         if done_items >= total_items:
             parts.append(f"done in {_human_duration(elapsed_s)}")
+        elif eta_s is not None:
+            parts.append(f"ETA {_human_duration(eta_s)}")
         elif done_items > 0 and elapsed_s > 0:
             eta = (total_items - done_items) * elapsed_s / done_items
             parts.append(f"ETA {_human_duration(eta)}")

@@ -15,7 +15,7 @@ from typing import Any
 
 from mlift.engine.core import Engine
 from mlift.errors import EndpointUnusable, ProviderError
-from mlift.langs import Language, get_language
+from mlift.langs import Language
 from mlift.pipeline import validate
 from mlift.pipeline.verdict import Verdict, VerdictError, parse_verdict, reask_message
 from mlift.prompts import Draw, PromptLibrary, PromptTemplate, render
@@ -27,7 +27,6 @@ MAX_REASKS = 2
 # Anthropic chat models take 128k-200k), and room kept for the prompt itself.
 DEFAULT_CONTEXT_TOKENS = 128_000
 PROMPT_ROOM = 2_000
-ENGLISH = get_language("en")
 
 
 # max_tokens of a translation, as a multiple of the source's tokens (plus slack):
