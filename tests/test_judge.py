@@ -128,3 +128,22 @@ def test_a_folder_without_judged_pairs_is_a_usage_error(
     assert _judge(tmp_path / "run", tmp_path / "cache") == 2
     assert "no judged pairs" in capsys.readouterr().err
     assert main(["judge", str(tmp_path / "nope"), "--judge", "sim:x"]) == 2
+
+
+def test_judging_is_booked_in_the_folders_ledger_with_a_cap_of_its_own(
+        plain_run: tuple[Path, Path], tmp_path: Path) -> None:
+    src, _ = plain_run
+    run = tmp_path / "run"
+    shutil.copytree(src, run)
+    (run / "judge_scores.jsonl").unlink(missing_ok=True)
+    before = json.loads((run / "run.json").read_text())
+    run_cost = before["accounting"]["totals"]["cost_usd"]
+    assert run_cost > 0.0004  # the run's own spend is above the judge's cap below ...
+    # ... and still the judge may spend up to its cap: --max-cost is per command.
+    assert _judge(run, tmp_path / "fresh-cache", "--max-cost", "0.0004") == 4
+    after = json.loads((run / "run.json").read_text())
+    judged = [i for i in after["invocations"] if i["command"] == "judge sim:second"]
+    assert len(judged) == 1 and 0 < judged[0]["cost_usd"] <= 0.0004
+    assert after["accounting"]["totals"]["cost_usd"] == pytest.approx(
+        run_cost + judged[0]["cost_usd"])
+    assert after["funnel"] == before["funnel"] and after["config"] == before["config"]

@@ -30,8 +30,7 @@ from typing import Any
 
 from mlift.engine.cache import ResponseCache
 from mlift.engine.core import Engine
-from mlift.engine.scheduler import NOT_DONE, Scheduler
-from mlift.errors import BudgetExceeded, ConfigError
+from mlift.errors import ConfigError
 from mlift.estimate.model import Range, sample, stage_figures
 from mlift.estimate.plan import Ledger, Text, Walker
 from mlift.estimate.priors import prior_factors
@@ -43,10 +42,10 @@ from mlift.pipeline.validate import CONTEXT_PLACEHOLDER
 from mlift.prices import Price
 from mlift.prompts import PromptLibrary
 from mlift.providers.base import Endpoint
-from mlift.records import ScoredPair
+from mlift.records import RecordBase, ScoredPair, repair_torn_tail
 from mlift.review import store
 from mlift.review.store import JudgeScore
-from mlift.runfolder import RunFolder
+from mlift.runfolder import Run, RunFolder
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +66,8 @@ class JudgeReport:
     failed: int = 0
     stopped: str | None = None
     failures: dict[str, int] = field(default_factory=dict)
+    cost_usd: float = 0.0
+    total_cost_usd: float = 0.0
 
 
 def _rank(seed: int, pair_id: str) -> str:
@@ -120,12 +121,17 @@ def plan(options: JudgeOptions, library: PromptLibrary) -> Plan:
 
 async def judge_sample(options: JudgeOptions, job: Plan, engine: Engine,
                        library: PromptLibrary) -> JudgeReport:
-    """Judge every pair of ``job.todo`` and append each verdict as it arrives."""
+    """Judge every pair of ``job.todo`` and append each verdict as it arrives.
+
+    An invocation of the run folder like any other (:class:`~mlift.runfolder.Run`):
+    its spend goes into the folder's ledger and ``run.json`` totals, and
+    ``--max-cost`` caps what judging with this judge has spent on the folder.
+    """
     stages = Stages(engine, library, job.models, judge_prompt=job.judge_prompt)
     ref = stages.judge_prompt.ref
     report = JudgeReport(sampled=len(job.sample), already=len(job.sample) - len(job.todo))
 
-    async def work(pair: ScoredPair) -> Any:
+    async def work(pair: ScoredPair) -> tuple[JudgeScore]:
         lang, trace = get_language(pair.lang or ""), Trace()
         try:
             instruction = pair.instruction_en
@@ -139,16 +145,12 @@ async def judge_sample(options: JudgeOptions, job: Plan, engine: Engine,
             score, reason, code = verdict.score, verdict.reason, None
         except StageReject as r:
             score, reason, code = None, r.detail, f"{r.stage}:{r.code}"
-        except BudgetExceeded as exc:
-            report.stopped = str(exc)
-            scheduler.stop()
-            return NOT_DONE
-        return JudgeScore(id=pair.id, judge=options.judge, prompt=ref, at=store.now(),
-                          score=score, reason=reason, code=code, lang=pair.lang,
-                          task=pair.task, usage=trace.usage)
+        return (JudgeScore(id=pair.id, judge=options.judge, prompt=ref, at=store.now(),
+                           score=score, reason=reason, code=code, lang=pair.lang,
+                           task=pair.task, usage=trace.usage),)
 
-    async def emit(_i: int, _pair: object, verdict: JudgeScore) -> None:
-        await asyncio.to_thread(store.append, options.run_dir, verdict)
+    def count(verdict: RecordBase) -> None:
+        assert isinstance(verdict, JudgeScore)
         if verdict.score is None:
             report.failed += 1
             key = verdict.code or "unknown"
@@ -156,9 +158,18 @@ async def judge_sample(options: JudgeOptions, job: Plan, engine: Engine,
         else:
             report.scored += 1
 
-    scheduler: Scheduler[ScoredPair, JudgeScore] = Scheduler(work, emit,
-                                                             workers=options.workers)
-    await scheduler.run(job.todo)
+    folder = RunFolder.load(options.run_dir, expect="run")
+    previous = await asyncio.to_thread(folder.summary)
+    await asyncio.to_thread(repair_torn_tail, folder.file(JudgeScore))
+    async with Run(folder, engine, files=(JudgeScore,), command=f"judge {options.judge}") as run:
+        try:
+            await run.each(job.todo, work, workers=options.workers, on_emit=count)
+        finally:
+            report.stopped = run.stopped
+            report.cost_usd, report.total_cost_usd = run.cost()
+            await run.summary(**{k: v for k, v in previous.items() if k not in (
+                "accounting", "this_invocation", "invocations", "stopped_early",
+                "finished_at", "elapsed_s", "last_command")})
     return report
 
 

@@ -249,8 +249,8 @@ def print_summary(command: str, report: RunReport, out_dir: Path,
 
 
 def cost_line(this: float, total: float, max_cost: float | None) -> str:
-    """``cost $X this invocation, $Y for the run (cap $Z)`` — which figure is which, always."""
-    cap = f" (--max-cost {usd(max_cost)} caps the run's total)" if max_cost is not None else ""
+    """``cost $X this invocation, $Y over all invocations`` — which figure is which, always."""
+    cap = f" (--max-cost {usd(max_cost)} caps the total)" if max_cost is not None else ""
     if abs(total - this) < 1e-12:
         return f"cost {usd(this)}{cap}"
-    return f"cost {usd(this)} this invocation, {usd(total)} for the run in all{cap}"
+    return f"cost {usd(this)} this invocation, {usd(total)} over all invocations{cap}"

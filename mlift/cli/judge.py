@@ -22,7 +22,7 @@ from mlift.agree.judge import (
     judge_sample,
     plan,
 )
-from mlift.cli.common import EngineFactory, Progress, add_engine_args
+from mlift.cli.common import EngineFactory, Progress, add_engine_args, cost_line
 from mlift.cli.estimate import _endpoints
 from mlift.engine.cache import ResponseCache, default_cache_dir
 from mlift.errors import ConfigError
@@ -95,11 +95,11 @@ async def _run(args: argparse.Namespace, options: JudgeOptions, job: Plan,
         async with Progress(engine, quiet=args.quiet,
                             counts=lambda: (None, len(job.todo))):
             report = await judge_sample(options, job, engine, library)
-        cost = engine.accounting.total_cost()
     failures = ", ".join(f"{k} {v}" for k, v in sorted(report.failures.items()))
     print(f"mlift judge: {report.scored} scored, {report.failed} without a verdict"
-          + (f" ({failures})" if failures else "") + f"; cost ${cost:.4f}; "
-          f"{options.run_dir / 'judge_scores.jsonl'}", file=sys.stderr)
+          + (f" ({failures})" if failures else "") + "; "
+          + cost_line(report.cost_usd, report.total_cost_usd, args.max_cost)
+          + f"; {options.run_dir / 'judge_scores.jsonl'}", file=sys.stderr)
     if report.stopped:
         print(f"mlift judge: stopped early: {report.stopped}", file=sys.stderr)
         return 4

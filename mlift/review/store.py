@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from mlift.errors import RunFolderError
-from mlift.records import JsonlWriter, RecordBase, iter_json_lines, repair_torn_tail
+from mlift.records import JsonlWriter, RecordBase, iter_records, repair_torn_tail
 
 __all__ = ["FLAGS", "JudgeScore", "Label", "Preference", "append", "now", "read"]
 
@@ -155,18 +154,7 @@ class JudgeScore(RecordBase):
 
 def read(folder: Path, cls: type[R]) -> list[R]:
     """Every ``cls`` record of ``folder``; a bad line is an error naming file, line and field."""
-    path = folder / cls.FILE
-    out = []
-    for line, data in iter_json_lines(path):
-        try:
-            out.append(cls.from_json(data))
-        except KeyError as exc:
-            raise RunFolderError(f"{path}:{line}: field {exc.args[0]!r}: missing; not a "
-                                 f"{cls.__name__} line — fix or remove that line") from None
-        except (ValueError, TypeError) as exc:
-            raise RunFolderError(f"{path}:{line}: not a valid {cls.__name__} ({exc}) — fix "
-                                 "or remove that line") from None
-    return out
+    return list(iter_records(folder / cls.FILE, cls))
 
 
 _append_lock = threading.Lock()
