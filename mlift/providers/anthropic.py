@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlift.providers import anthropic_wire
-from mlift.providers.base import Endpoint, Provider
+from mlift.providers.base import DEFAULT_TIMEOUT_S, Endpoint, Provider
 from mlift.providers.errormap import json_object, missing_key
 from mlift.providers.headers import anthropic_ratelimit
 from mlift.providers.usage import LocalUsage
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from mlift.errors import ProviderError
 
 DEFAULT_BASE_URL = anthropic_wire.DEFAULT_BASE_URL
-DEFAULT_TIMEOUT_S = 600.0
 
 
 def map_error(exc: BaseException, endpoint: Endpoint) -> ProviderError:

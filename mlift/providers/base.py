@@ -20,6 +20,9 @@ from mlift.types import Completion, Request
 
 AUTO = "auto"
 SDK = "sdk"
+# A generous client timeout (the SDKs' own default): the engine abandons hung
+# requests sooner by cancelling them, on a timeout fitted to the latencies seen.
+DEFAULT_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlift.providers import openai_wire
-from mlift.providers.base import Endpoint, Provider
+from mlift.providers.base import DEFAULT_TIMEOUT_S, Endpoint, Provider
 from mlift.providers.errormap import json_object, missing_key
 from mlift.providers.headers import openai_ratelimit
 from mlift.providers.usage import LocalUsage
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from mlift.errors import ProviderError
 
 DEFAULT_BASE_URL = openai_wire.DEFAULT_BASE_URL
-DEFAULT_TIMEOUT_S = 600.0
 
 
 def map_error(exc: BaseException, endpoint: Endpoint) -> ProviderError:

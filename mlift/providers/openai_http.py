@@ -12,14 +12,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from mlift.providers import openai_wire
-from mlift.providers.base import Endpoint, Provider
+from mlift.providers.base import DEFAULT_TIMEOUT_S, Endpoint, Provider
 from mlift.providers.errormap import missing_key
 from mlift.providers.headers import openai_ratelimit
 from mlift.providers.http import LeanClient
 from mlift.providers.usage import LocalUsage
 from mlift.types import ROUTE_HEADER, Completion, Request
-
-DEFAULT_TIMEOUT_S = 600.0
 
 
 class OpenAIHTTPProvider(Provider):

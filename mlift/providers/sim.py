@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 from typing import TYPE_CHECKING, ClassVar
 
-from mlift.providers.base import SDK, Endpoint, Provider
+from mlift.providers.base import DEFAULT_TIMEOUT_S, SDK, Endpoint, Provider
 from mlift.types import Completion, Request
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 # Sent when the profile has none; the simulator accepts any key unless told
 # to require one (SimConfig.require_key), which is how 401s are tested.
 NO_KEY = "sim-no-key"
-DEFAULT_TIMEOUT_S = 600.0
 
 
 class SimProvider(Provider):
