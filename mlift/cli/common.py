@@ -42,9 +42,10 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
                    help="send to this server instead (an OpenAI- or Anthropic-compatible API)")
     g.add_argument("--rpm", type=float, help="requests per minute allowed by the provider")
     g.add_argument("--tpm", type=float, help="tokens per minute allowed by the provider")
-    g.add_argument("--transport", choices=["sdk", "aiohttp"],
-                   help="HTTP client for openai-kind providers: the official SDK (default) "
-                        "or mlift's lean aiohttp client (same requests, far less CPU)")
+    g.add_argument("--transport", choices=["auto", "sdk", "aiohttp"],
+                   help="HTTP client: auto (default: mlift's lean aiohttp client, or the "
+                        "official SDK where a profile uses an SDK-only setting such as "
+                        "organization, project or Azure), sdk, or aiohttp")
     g.add_argument("--concurrency", type=int, help="most requests in flight per endpoint "
                    "(default 64)")
     g.add_argument("--max-cost", type=float, metavar="USD",
