@@ -174,10 +174,11 @@ class AnthropicProvider:
             if isinstance(given, int) and isinstance(output, int):
                 # Cache writes and reads are input the model processed; counting
                 # them keeps the token limiter honest (their prices differ).
-                cached = sum(v for k in ("cache_creation_input_tokens",
-                                         "cache_read_input_tokens")
-                             if isinstance(v := usage.get(k), int))
-                return Usage(given + cached, output)
+                read, write = (v if isinstance(v := usage.get(k), int) else 0
+                               for k in ("cache_read_input_tokens",
+                                         "cache_creation_input_tokens"))
+                return Usage(given + read + write, output, cached_input_tokens=read,
+                             cache_write_tokens=write)
         # A compatible proxy may omit usage: count locally (mlift.tokens'
         # approximation for Claude) rather than book the call as free.
         if not self._warned_usage:

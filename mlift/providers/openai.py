@@ -173,7 +173,10 @@ class OpenAIProvider:
         if isinstance(usage, dict):
             prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
             if isinstance(prompt, int) and isinstance(completion, int):
-                return Usage(prompt, completion)
+                details = usage.get("prompt_tokens_details")
+                cached = details.get("cached_tokens") if isinstance(details, dict) else None
+                return Usage(prompt, completion,
+                             cached_input_tokens=cached if isinstance(cached, int) else 0)
         # Some compatible servers omit usage; counting locally (mlift.tokens:
         # exact for OpenAI models, a script-aware approximation otherwise) keeps
         # cost and the limiter's token accounting honest where 0 would look free.

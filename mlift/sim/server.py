@@ -18,6 +18,7 @@ from mlift.sim import wire
 from mlift.sim.answers import answer
 from mlift.sim.config import SimConfig
 from mlift.sim.limiter import Decision, KeyLimits
+from mlift.sim.prompt_cache import Breakpoint, PromptCache, anthropic_breakpoints
 from mlift.sim.stats import Stats
 from mlift.tokens import count_chat_tokens, count_tokens, truncate_tokens, warm_up
 
@@ -64,6 +65,7 @@ class SimServer:
         self._rng = random.Random(self.config.seed)
         self._stats = Stats()
         self._limits: dict[str, KeyLimits] = {}
+        self._prompt_cache = PromptCache()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._app = web.Application(client_max_size=32 * 1024 * 1024)
@@ -200,6 +202,7 @@ class SimServer:
         try:
             obj = wire.load_json(await request.read())
             req = wire.parse_openai(obj) if dialect == "openai" else wire.parse_anthropic(obj)
+            points = anthropic_breakpoints(obj, req.model) if dialect == "anthropic" else ()
         except wire.WireError as err:
             return self._error(dialect, rid, err.status, err)
         cfg = self.config
@@ -226,10 +229,7 @@ class SimServer:
         if fault == "error":
             return self._server_error(dialect, rid)
 
-        text, finish, completion = _cached_answer(req.model, req.system, req.messages,
-                                                  req.max_tokens, cfg.seed,
-                                                  cfg.bad_verdict_rate, cfg.verbosity)
-        usage = (prompt, completion)
+        text, finish, usage = self._answer(dialect, req, prompt, key, points)
         if req.stream:
             build = wire.openai_stream if dialect == "openai" else wire.anthropic_stream
             body, ctype = build(rid, req, text, finish, usage), _SSE_TYPE
@@ -244,8 +244,32 @@ class SimServer:
             body = (b"data: {\"choices\": [{\"delta\": \n\n" if req.stream
                     else body[: len(body) // 2] + b"<!-- upstream error -->")
         else:
-            self._stats.answered(admitted_at, charge, prompt, completion)
+            self._stats.answered(admitted_at, charge, prompt, usage.completion)
         return web.Response(body=body, headers={"Content-Type": ctype, **headers})
+
+    def _answer(self, dialect: Dialect, req: wire.ChatRequest, prompt: int, key: str,
+                points: tuple[Breakpoint, ...], *, batch_start: float | None = None,
+                ) -> tuple[str, str, wire.Tokens]:
+        """(text, finish_reason, tokens) for a parsed request: the one answer path that
+        online requests and batch lines share. ``batch_start`` hides cache entries
+        written since (a batch's lines don't see each other's writes)."""
+        cfg = self.config
+        text, finish, completion = _cached_answer(req.model, req.system, req.messages,
+                                                  req.max_tokens, cfg.seed,
+                                                  cfg.bad_verdict_rate, cfg.verbosity)
+        batch = batch_start is not None
+        if not cfg.prompt_cache:
+            return text, finish, wire.Tokens(prompt, completion, batch=batch)
+        now, cache = self._clock(), self._prompt_cache
+        if dialect == "openai":
+            use = cache.openai(key, req.model, req.messages, now, before=batch_start)
+        else:
+            use = cache.anthropic(key, req.model, points, now, before=batch_start)
+        # Prefixes are counted as the prompt is, so they fit in it; clamp all the same.
+        read = min(use.read, prompt)
+        write = min(use.write, prompt - read)
+        return text, finish, wire.Tokens(prompt, completion, read, write,
+                                         min(use.write_1h, write), batch=batch)
 
     def _draw_fault(self) -> str | None:
         cfg = self.config
