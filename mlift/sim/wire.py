@@ -185,14 +185,23 @@ def parse_anthropic(obj: dict[str, Any]) -> ChatRequest:
 
 # ---- bodies -------------------------------------------------------------------------------
 
+def openai_error_obj(message: str, kind: str, param: str | None = None,
+                     code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
 def openai_error(status: int, message: str, kind: str, param: str | None = None,
                  code: str | None = None) -> bytes:
-    return dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
+    return dumps(openai_error_obj(message, kind, param, code))
+
+
+def anthropic_error_obj(kind: str, message: str, request_id: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": kind, "message": message},
+            "request_id": request_id}
 
 
 def anthropic_error(kind: str, message: str, request_id: str) -> bytes:
-    return dumps({"type": "error", "error": {"type": kind, "message": message},
-                  "request_id": request_id})
+    return dumps(anthropic_error_obj(kind, message, request_id))
 
 
 def openai_completion_obj(rid: str, req: ChatRequest, text: str, finish: str,
