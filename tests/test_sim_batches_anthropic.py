@@ -102,25 +102,33 @@ async def test_count_and_size_limits_are_refused_with_the_real_errors(setup: Any
         await client.messages.batches.create(requests=big)  # type: ignore[arg-type]
 
 
-async def test_bad_params_and_failed_lines_end_as_errored_results(setup: Any,
-                                                                  clock: Any) -> None:
+async def test_bad_params_end_as_errored_results_not_a_refused_batch(setup: Any,
+                                                                     clock: Any) -> None:
+    _, client = await setup()
+    no_max = {k: v for k, v in params(0).items() if k != "max_tokens"}
+    batch = await client.messages.batches.create(  # type: ignore[arg-type]
+        requests=[*requests(2), {"custom_id": "no-max", "params": no_max}])
+    clock.advance(10)
+    batch = await client.messages.batches.retrieve(batch.id)
+    assert (batch.request_counts.succeeded, batch.request_counts.errored) == (2, 1)
+    got = await results(client, batch.id)
+    assert got["no-max"].type == "errored"
+    assert got["no-max"].error.error.type == "invalid_request_error"
+    assert "max_tokens: Field required" in got["no-max"].error.error.message
+
+
+async def test_failed_lines_come_at_the_configured_share_as_api_errors(setup: Any,
+                                                                      clock: Any) -> None:
     _, client = await setup(SimConfig(batch_delay_s=10, batch_fail_rate=0.25, seed=5))
-    batch_requests = [*requests(40), {"custom_id": "no-max",
-                                      "params": {k: v for k, v in params(0).items()
-                                                 if k != "max_tokens"}}]
-    batch = await client.messages.batches.create(requests=batch_requests)  # type: ignore[arg-type]
+    batch = await client.messages.batches.create(requests=requests(80))  # type: ignore[arg-type]
     clock.advance(10)
     batch = await client.messages.batches.retrieve(batch.id)
     got = await results(client, batch.id)
-    errored = {cid: r for cid, r in got.items() if r.type == "errored"}
+    errored = [r for r in got.values() if r.type == "errored"]
     assert batch.request_counts.errored == len(errored)
-    assert batch.request_counts.succeeded + len(errored) == 41
-    assert got["no-max"].type == "errored"
-    assert got["no-max"].error.error.type == "invalid_request_error"
-    assert "max_tokens" in got["no-max"].error.error.message
-    server_errors = [r for cid, r in errored.items() if cid != "no-max"]
-    assert 4 <= len(server_errors) <= 18
-    assert {r.error.error.type for r in server_errors} == {"api_error"}
+    assert batch.request_counts.succeeded + len(errored) == 80
+    assert 10 <= len(errored) <= 30
+    assert {r.error.error.type for r in errored} == {"api_error"}
 
 
 async def test_cancel_goes_canceling_then_ended_with_canceled_results(

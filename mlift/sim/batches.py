@@ -152,6 +152,7 @@ class BatchBase:
     id: str
     key: str
     schedule: Schedule
+    seq: int = 0  # the batch's number on the server: with the seed, fixes which lines fail
     lines: list[Line] = field(default_factory=list)
     done: int = 0  # lines [0, done) are processed
 
@@ -162,8 +163,8 @@ class BatchBase:
         until = min(now, sched.stop_at())
         while self.done < len(self.lines) and sched.line_done_at(self.done) <= until:
             line = self.lines[self.done]
-            if config.batch_fail_rate and \
-                    digest(config.seed, self.id, self.done, "fail") < config.batch_fail_rate:
+            if config.batch_fail_rate and digest(config.seed, self.seq, line.custom_id,
+                                                 "fail") < config.batch_fail_rate:
                 line.reply = server_error(dialect)
             else:
                 line.reply = answer(dialect, line.body, self.key, sched.start,

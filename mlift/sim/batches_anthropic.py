@@ -19,6 +19,7 @@ an ended batch can be deleted.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -70,6 +71,7 @@ class AnthropicBatches:
                  answer: AnswerLine, check_key: CheckKey, key_of: KeyOf) -> None:
         self._config, self._clock, self._stats = config, clock, stats
         self._answer, self._check_key, self._key_of = answer, check_key, key_of
+        self._seq = itertools.count(1)
         self._batches: dict[str, AnthropicBatch] = {}
 
     @property
@@ -112,7 +114,7 @@ class AnthropicBatches:
         now, cfg = self._clock.now(), self._config
         requests = obj["requests"]
         batch = AnthropicBatch(
-            id=new_id("msgbatch_", 12), key=self._key_of(request) or "",
+            id=new_id("msgbatch_", 12), key=self._key_of(request) or "", seq=next(self._seq),
             schedule=Schedule(created=now, start=now, delay=cfg.batch_delay_s,
                               window_end=now + cfg.batch_window_s, n=len(requests)),
             lines=[Line(r["custom_id"], r["params"]) for r in requests],

@@ -24,6 +24,7 @@ and one endpoint per batch. Only ``/v1/chat/completions`` is answered.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class OpenAIBatches:
                  *, answer: AnswerLine, check_key: CheckKey, key_of: KeyOf) -> None:
         self._config, self._clock, self._files, self._stats = config, clock, files, stats
         self._answer, self._check_key, self._key_of = answer, check_key, key_of
+        self._seq = itertools.count(1)
         self._batches: dict[str, OpenAIBatch] = {}
 
     @property
@@ -145,7 +147,7 @@ class OpenAIBatches:
         cfg = self._config
         start = now + cfg.batch_validate_s
         batch = OpenAIBatch(
-            id=new_id("batch_", 16), key=self._key_of(request) or "",
+            id=new_id("batch_", 16), key=self._key_of(request) or "", seq=next(self._seq),
             schedule=Schedule(created=now, start=start, delay=cfg.batch_delay_s,
                               window_end=now + cfg.batch_window_s),
             input_file_id=stored.id, endpoint=endpoint, window=window, metadata=metadata,
