@@ -21,7 +21,7 @@ from batch_helpers import (
     stage_requests,
 )
 
-from mlift.batch import BatchJournal, LineResult, Limits, PollPolicy, StageBatches, line_id
+from mlift.batch import BatchJournal, Limits, LineResult, PollPolicy, StageBatches, line_id
 from mlift.engine.accounting import Accounting, Budget
 from mlift.errors import BudgetExceeded, PermanentError, ServerError, TransientError
 from mlift.prices import PriceTable
