@@ -45,7 +45,13 @@ from mlift.batch.journal import BatchJournal, ChunkRecord
 from mlift.batch.split import split
 from mlift.engine.accounting import Accounting, Budget
 from mlift.engine.retry import RetryPolicy
-from mlift.errors import BudgetExceeded, PermanentError, ProviderError, TransientError
+from mlift.errors import (
+    BudgetExceeded,
+    EndpointUnusable,
+    PermanentError,
+    ProviderError,
+    TransientError,
+)
 from mlift.prices import Price
 from mlift.tokens import count_chat_tokens
 from mlift.types import Request
@@ -244,6 +250,9 @@ class StageBatches:
         except ProviderError as exc:
             if exc.retryable:
                 raise  # still in doubt: the next run looks the batch up before resending
+            if isinstance(exc, EndpointUnusable):  # a bad key: stop the run, send nothing
+                await self._record(chunk, {"event": "abandoned", "reason": str(exc)})
+                raise
             await self._record(chunk, {"event": "rejected", "error": str(exc)})
             return
         await self._record(chunk, {"event": "created", "batch_id": batch_id,
