@@ -28,7 +28,7 @@ async def test_events_replay_into_the_state_of_each_chunk(tmp_path: Path) -> Non
     await journal.append({"event": "created", "chunk": "nope", "batch_id": "x"})
     c1, c2 = await journal.load()
     assert (c1.batch_id, c1.state, c1.ended, c1.collected, c1.retry) == (
-        "batch_1", "completed", True, True, ["b"])
+        "batch_1", "completed", True, True, {"b"})
     assert c1.custom_ids == ["a", "b"] and not c1.open and not c1.in_doubt
     assert c2.in_doubt and c2.batch_id is None  # sent for creation, fate unknown
     lines = (tmp_path / "run" / "batches.jsonl").read_text().splitlines()

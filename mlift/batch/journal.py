@@ -61,11 +61,15 @@ class ChunkRecord:
     detail: str | None = None
     collected: bool = False
     succeeded: int = 0
-    retry: list[str] = field(default_factory=list)
-    final: list[str] = field(default_factory=list)
+    retry: set[str] = field(default_factory=set)     # sent back to be sent again
+    final: list[str] = field(default_factory=list)   # failed for good
+    members: frozenset[str] = field(init=False, repr=False)
     abandoned: bool = False
     rejected: str | None = None
     cancel_requested: bool = False
+
+    def __post_init__(self) -> None:
+        self.members = frozenset(self.custom_ids)  # membership tests on 50,000-id batches
 
     @property
     def in_doubt(self) -> bool:
@@ -94,7 +98,7 @@ class ChunkRecord:
         elif kind == "collected":
             self.collected = True
             self.succeeded = event.get("succeeded", 0)
-            self.retry, self.final = list(event.get("retry", [])), list(event.get("final", []))
+            self.retry, self.final = set(event.get("retry", [])), list(event.get("final", []))
         elif kind == "abandoned":
             self.abandoned, self.state = True, "abandoned"
         elif kind == "rejected":

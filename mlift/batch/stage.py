@@ -173,7 +173,7 @@ class StageBatches:
                 and not (chunk.collected and cid in chunk.retry)]
 
     def _attempts(self, custom_id: str) -> int:
-        return sum(custom_id in c.custom_ids for c in self._chunks
+        return sum(custom_id in c.members for c in self._chunks
                    if not c.abandoned and not c.rejected)
 
     async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -318,6 +318,7 @@ class StageBatches:
                        on_result: OnResult | None) -> None:
         mine = {cid: requests[cid] for cid in self._speaks_for(chunk, latest)}
         if chunk.rejected:
+            self._settle(chunk, [])
             for cid in mine:
                 refused = PermanentError(f"the provider refused the batch: {chunk.rejected}",
                                          provider=self.client.endpoint.name,
@@ -335,6 +336,7 @@ class StageBatches:
         by_id = {line.custom_id: line for line in lines}
         if chunk.adopted and not self.client.exact_find and set(by_id) != set(mine):
             # A batch found after a crash that holds other requests: not ours after all.
+            self._settle(chunk, [])
             await self._record(chunk, {"event": "abandoned",
                                        "reason": f"batch {batch_id} holds other requests"})
             return
@@ -350,9 +352,10 @@ class StageBatches:
                                            provider=self.client.endpoint.name,
                                            model=self.client.endpoint.model)
                 line = LineResult(cid, outcome, error=error, batch_id=batch_id)
-            if line.retryable and line.outcome != "canceled" and \
-                    self._attempts(cid) < self._max_attempts:
+            if line.retryable and self._attempts(cid) < self._max_attempts:
                 retry.append(cid)
+                if self._accounting is not None and line.error is not None:
+                    self._accounting.record_retry(self.stage, self.target, line.error)
                 continue
             succeeded += line.outcome == "succeeded"
             if line.outcome != "succeeded":
