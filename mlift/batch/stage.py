@@ -34,7 +34,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -427,7 +426,3 @@ class StageBatches:
                 out.append(await self._call(partial(self.client.cancel, chunk.batch_id)))
         return out
 
-
-def counts(results: Mapping[str, LineResult]) -> Counter[str]:
-    """How many results ended each way (for summaries)."""
-    return Counter(line.outcome for line in results.values())
