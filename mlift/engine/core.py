@@ -31,7 +31,7 @@ from types import TracebackType
 from tenacity import RetryCallState
 
 from mlift.engine import signals
-from mlift.engine.accounting import Accounting, Budget
+from mlift.engine.accounting import Accounting, Budget, usd
 from mlift.engine.breaker import Breaker
 from mlift.engine.cache import ResponseCache, cache_key
 from mlift.engine.limiter import Demand, RateLimiter, Ticket
@@ -72,7 +72,7 @@ class _EndpointState:
         # OpenAI charges prompt + max_tokens when it admits a request and keeps
         # the charge; Anthropic counts input and output apart and adjusts
         # output to what was written.
-        self.anthropic = bool(getattr(provider, "refunds_unused_tokens", False))
+        self.anthropic = provider.refunds_unused_tokens
         concurrency = endpoint.concurrency or DEFAULT_CONCURRENCY
         # Half a second of burst, not the servers' usual one: requests leave
         # here at the limit but reach the server with a few ms of jitter, and
@@ -246,8 +246,9 @@ class Engine:
         if not self.budget.reserve(worst):
             raise BudgetExceeded(
                 f"the next request could cost up to ${worst:.4f}, which would pass the "
-                f"--max-cost cap of ${self.budget.max_cost:.2f} "
-                f"(spent ${self.budget.spent:.4f}); re-run with a higher cap to resume")
+                f"--max-cost cap of {usd(self.budget.max_cost or 0.0)} "
+                f"(the run has spent ${self.budget.total_spent:.4f}); re-run with a higher cap "
+                f"to resume")
         attempts = 0
         state = target.primary
         completion: Completion | None = None
