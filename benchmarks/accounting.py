@@ -5,10 +5,9 @@ the way mlift estimates: the token charge as characters / 4 + ``max_tokens``
 (OpenAI's limiter), refused requests counted against the limit, limits told
 twice too high or not at all, Anthropic's separate input and output limits.
 The ideal wall time is the server's own total charge at its real limit; the
-windows and 429s come from the simulator's exact counters. mlift runs with
-``--transport aiohttp`` (the lean transport) so a loaded machine's CPU does not
-blur the limiter's timing — except against the Anthropic API, where the kind
-has only its SDK transport; the naive client is the SDK with its retries on.
+windows and 429s come from the simulator's exact counters. mlift runs with its
+default settings (the lean transport for both kinds); the naive client is the
+SDK with its retries on.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from benchmarks.clients import ENV, ClientRun, mlift_command, run_curator, run_m
 from benchmarks.common import Ctx, Row
 from benchmarks.procs import Sim, measure
 
-LEAN = ("--transport", "aiohttp")
 ANTHROPIC = "anthropic:claude-3-5-haiku-latest"
 
 
@@ -56,9 +54,8 @@ def _run(client: str, ctx: Ctx, api: str, inp: Any, tag: str, mlift_flags: tuple
          curator_flags: tuple[str, ...] = (), provider: str | None = None) -> ClientRun:
     out = ctx.tmp / f"{tag}-{client}.out"
     if client == "mlift":
-        if provider:  # the anthropic kind has only its SDK transport (so far)
-            return run_mlift(api, inp, out, *mlift_flags, provider=provider)
-        return run_mlift(api, inp, out, *mlift_flags, *LEAN)
+        return run_mlift(api, inp, out, *mlift_flags,
+                         **({"provider": provider} if provider else {}))
     if client == "naive":
         return run_naive(api, inp, out, anthropic=provider == ANTHROPIC)
     return run_curator(str(ctx.notes["curator_python"]), api, inp, out, *curator_flags)
@@ -109,7 +106,7 @@ def told_nothing(ctx: Ctx) -> list[Row]:
     inp = ctx.workload("req", n)
     rows = []
     with Sim("--rpm", "3000", "--latency-ms", "400") as sim:
-        run = run_mlift(sim.api, inp, ctx.tmp / "nothing-rpm.out", *LEAN)
+        run = run_mlift(sim.api, inp, ctx.tmp / "nothing-rpm.out")
         rows.append(_row("11a told nothing, rpm-bound", run, sim.stats(), n, n / 50,
                          {"requests": 3000}))
     rows.extend(r for r in _token_bound(ctx, "11b told nothing, tpm-bound (chars/4)",
@@ -150,13 +147,13 @@ def wrong_url(ctx: Ctx) -> list[Row]:
     out.unlink(missing_ok=True)
     with Sim("--latency-ms", "100") as sim:
         start = time.perf_counter()
-        wrong = measure(mlift_command(sim.url, inp, out, *LEAN), env=ENV)
+        wrong = measure(mlift_command(sim.url, inp, out), env=ENV)
         seconds = time.perf_counter() - start
         stats_file = out.with_suffix(".stats.json")
         sent = (json.loads(stats_file.read_text())["accounting"]["totals"]["attempts"]
                 if stats_file.exists() else "?")
         named = sim.url in wrong.stderr and "gpt-4o-mini" in wrong.stderr
-        fixed = run_mlift(sim.api, inp, out, *LEAN)
+        fixed = run_mlift(sim.api, inp, out)
     ok = wrong.returncode != 0 and seconds <= 10 and named and fixed.check.complete(n) \
         and fixed.check.errors == 0
     message = wrong.stderr.strip().splitlines()[-1][:160] if wrong.stderr.strip() else ""

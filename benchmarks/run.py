@@ -53,8 +53,7 @@ mlift:
       (--cache-dir DIR | --no-cache) --stats-json FILE -q
   mlift run samples/{hi,te,ja,es}.jsonl --out DIR --provider openai:gpt-4o-mini \\
       --base-url SIM/v1 --cache-dir DIR -q
-  scenarios 9-13 add --transport aiohttp; 12 uses --provider anthropic:claude-3-5-haiku-latest
-      --base-url SIM (no /v1)
+  scenario 12 uses --provider anthropic:claude-3-5-haiku-latest --base-url SIM (no /v1)
 naive baseline (AsyncOpenAI, SDK retries on, Semaphore + gather; --anthropic: AsyncAnthropic):
   python -m benchmarks.naive IN.jsonl OUT.jsonl --base-url SIM/v1 --concurrency 64
 profile:
