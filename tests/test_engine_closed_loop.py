@@ -11,6 +11,7 @@ engine's own bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -22,7 +23,13 @@ import pytest
 
 from mlift.engine.cache import ResponseCache
 from mlift.engine.core import Engine
-from mlift.errors import AuthError, EndpointMisconfigured, EndpointUnusable, PermanentError
+from mlift.errors import (
+    AuthError,
+    ConfigError,
+    EndpointMisconfigured,
+    EndpointUnusable,
+    PermanentError,
+)
 from mlift.providers.base import Endpoint
 from mlift.sim import SimConfig, SimServer
 from mlift.types import Completion, Message, Request
@@ -333,3 +340,16 @@ async def test_a_pool_caches_answers_whichever_member_served_them(tmp_path: Path
     finally:
         await cache.aclose()
 
+
+
+async def test_a_target_whose_endpoints_serve_different_models_is_refused_up_front() -> None:
+    def endpoints(s: list[SimServer]) -> dict[str, Endpoint]:
+        return {"a": openai("a", s[0]), "b": dataclasses.replace(openai("b", s[0]),
+                                                                  model="gpt-4o")}
+
+    async with harness([SimConfig()], endpoints) as h:
+        with pytest.raises(ConfigError, match="same model"):
+            h.engine.endpoint("a:gpt-4o-mini,b:gpt-4o")
+        with pytest.raises(ConfigError, match="empty entry"):
+            h.engine.endpoint("a:gpt-4o-mini,")
+        assert h.server.stats()["requests"] == 0

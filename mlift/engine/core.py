@@ -204,7 +204,7 @@ class Engine:
                     raise ConfigError(f"target {spec!r} has an empty entry (NAME:MODEL,…)")
                 resolved = self._resolve(part)
                 endpoints.extend([resolved] if isinstance(resolved, Endpoint) else resolved)
-            check_same_model(spec, endpoints, ConfigError)
+            check_same_model(spec, endpoints)
             target = self._targets[spec] = _Target([self._member(ep) for ep in endpoints])
             if target.pooled:
                 for m in target.members:

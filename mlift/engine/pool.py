@@ -23,11 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 from mlift.engine.limiter import Demand, RateLimiter
-from mlift.errors import EndpointUnusable, ProviderError
+from mlift.errors import ConfigError, EndpointUnusable, ProviderError
 from mlift.providers.base import Endpoint
 
 log = logging.getLogger(__name__)
@@ -103,11 +103,10 @@ def label(endpoint: Endpoint, members: Sequence[Endpoint]) -> str:
     return f"{endpoint.spec} at {endpoint.base_url}" if same > 1 else endpoint.spec
 
 
-def check_same_model(spec: str, endpoints: Sequence[Endpoint],
-                     error: Callable[[str], Exception]) -> None:
+def check_same_model(spec: str, endpoints: Sequence[Endpoint]) -> None:
     """A pool serves one model: every member must name the same one."""
     models = sorted({ep.model for ep in endpoints})
     if len(models) > 1:
-        raise error(f"{spec!r}: the endpoints of one target must serve the same model "
-                    f"(they answer for each other and share cached answers), got "
-                    f"{', '.join(models)}")
+        raise ConfigError(f"{spec!r}: the endpoints of one target must serve the same model "
+                          f"(they answer for each other and share cached answers), got "
+                          f"{', '.join(models)}")
