@@ -219,7 +219,8 @@ class Pipeline:
                 task=drawn.template.task,
                 style=drawn.style.name, length_hint=drawn.length.name,
                 prompts=dict(trace.prompts), models=self._models(), source=source,
-                fields=dict(record.fields), usage=_copy(trace.usage))
+                fields=dict(record.fields), usage=_copy(trace.usage),
+                structured=trace.structured)
             if not kept:
                 return (scored,)
             instruction = await stages.back(record.id, instruction_en, lang,
@@ -287,7 +288,12 @@ class Pipeline:
                 selection=self.selector.counts(), scored=len(scores),
                 score_histogram={str(s): scores.count(s) for s in range(1, 6)},
                 judge_parse_failures=self.stages.judge_parse_failures,
-                judge_reasks=self.stages.judge_reasks)
+                judge_reasks=self.stages.judge_reasks,
+                judge_structured_output={
+                    "verdicts": self.stages.judge_verdicts,
+                    "through_an_enforced_schema": self.stages.judge_structured,
+                    "by_strict_text_parse":
+                        self.stages.judge_verdicts - self.stages.judge_structured})
 
     def _estimate_vs_actual(self, run: Run) -> dict[str, Any]:
         estimate = self.o.out_dir / "estimate.json"
