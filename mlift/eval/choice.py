@@ -37,8 +37,9 @@ def _from_json(text: str) -> str | None:
         data = json.loads(text)
     except (json.JSONDecodeError, ValueError):
         return None
-    if isinstance(data, dict) and isinstance(data.get("answer"), str):
-        return data["answer"].strip()
+    answer = data.get("answer") if isinstance(data, dict) else None
+    if isinstance(answer, str):
+        return answer.strip()
     return None
 
 

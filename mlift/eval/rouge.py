@@ -34,6 +34,7 @@ space-separated runs, and :func:`tokenizer_for` says so in its ``note``.
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.metadata
 import unicodedata
 from collections.abc import Callable
@@ -139,8 +140,8 @@ def split_ideographs(token: str) -> list[str]:
 @functools.lru_cache(maxsize=1)
 def _japanese_segmenter() -> Callable[[str], list[str]]:
     try:
-        import fugashi  # type: ignore[import-not-found,unused-ignore]
-        import unidic_lite  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        fugashi = importlib.import_module("fugashi")
+        unidic_lite = importlib.import_module("unidic_lite")
     except ImportError as exc:
         raise ConfigError(f"Japanese ROUGE needs MeCab word segmentation ({exc.name} is not "
                           f"installed): {INSTALL_HINT}") from None

@@ -5,6 +5,7 @@ mlift's prompt renderer appends a marker line to the system message::
     <!-- mlift:translate source=hi target=en -->
     <!-- mlift:instruct task=summary style=chat -->
     <!-- mlift:judge format=json -->
+    <!-- mlift:eval task=mmlu -->
 
 and wraps inputs in tags in the user message (``<text>``, ``<response>``,
 ``<context>``, ``<instruction>``). The simulator reads only the marker and the
@@ -159,6 +160,39 @@ def judge_answer(options: dict[str, str], user: str, conversation: str, seed: in
     return json.dumps({"reason": reason, "score": score}, ensure_ascii=False)
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?।。！？])\s*")
+_OPTION_LINE = re.compile(r"^([A-J])\. ", re.MULTILINE)
+
+
+def eval_answer(options: dict[str, str], user: str, seed: int, model: str,
+                bad_answer_rate: float) -> str:
+    """A benchmark answer (``mlift eval``) that differs between model names.
+
+    mmlu: a letter drawn per (model, question) among the options shown, or,
+    at ``bad_answer_rate``, prose without a letter; the letter is the whole
+    answer (no ``[sim]`` prefix), as the prompt demands. xlsum: the article's
+    first one or two sentences (the count drawn per model and article). flores: a
+    pseudo-translation of the ``<text>`` whose pseudo-words depend on the model.
+    """
+    task = options.get("task", "")
+    if task == "mmlu":
+        question = user.rpartition("Question:")[2]
+        letters = _OPTION_LINE.findall(question) or ["A", "B", "C", "D"]
+        if digest(seed, model, "unsure", question) < bad_answer_rate:
+            return "[sim] I am not sure; several of these options look plausible to me."
+        return str(letters[int(digest(seed, model, "letter", question) * len(letters))])
+    if task == "xlsum":
+        article = tag(user, "article") or user
+        sentences = [x for x in _SENTENCE_END.split(article.strip()) if x]
+        keep = 1 + int(digest(seed, model, "length", article) * 2)
+        return "[sim] " + " ".join(sentences[:keep])
+    if task == "flores":
+        text = tag(user, "text")
+        return pseudo_translate(user if text is None else text, options.get("source"),
+                                options.get("target"), seed + int(digest(model) * 1000))
+    return generic_answer(user, seed)
+
+
 def generic_answer(user: str, seed: int) -> str:
     words = content_words(user, 3, seed)
     about = ", ".join(words) if words else "nothing in particular"
@@ -168,7 +202,7 @@ def generic_answer(user: str, seed: int) -> str:
 
 
 def answer(system: str, messages: Sequence[tuple[str, str]], seed: int,
-           bad_verdict_rate: float, verbosity: float = 1.0) -> str:
+           bad_verdict_rate: float, verbosity: float = 1.0, model: str = "") -> str:
     """The simulated answer to a chat: ``system`` text plus (role, content) messages.
 
     ``verbosity`` stretches free-text answers (not verdicts) to that many
@@ -180,6 +214,8 @@ def answer(system: str, messages: Sequence[tuple[str, str]], seed: int,
     if kind == "judge":
         conversation = "\x1e".join(f"{r}:{c}" for r, c in messages)
         return judge_answer(options, user, conversation, seed, bad_verdict_rate)
+    if kind == "eval":
+        return eval_answer(options, user, seed, model, bad_verdict_rate)
     if kind == "translate":
         text = translate_answer(options, user, seed)
     elif kind == "instruct":

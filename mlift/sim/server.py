@@ -31,7 +31,7 @@ def _cached_answer(model: str, system: str, messages: tuple[tuple[str, str], ...
                    max_tokens: int | None, seed: int, bad_verdict_rate: float,
                    verbosity: float = 1.0) -> tuple[str, str, int]:
     """(text, finish_reason, completion tokens); answers are pure, so repeats are free."""
-    text = answer(system, messages, seed, bad_verdict_rate, verbosity)
+    text = answer(system, messages, seed, bad_verdict_rate, verbosity, model=model)
     cut = False
     if max_tokens is not None:
         text, cut = truncate_tokens(text, max_tokens, model)
