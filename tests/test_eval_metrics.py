@@ -223,7 +223,7 @@ def test_spbleu_with_the_real_flores200_model(tmp_path: Path) -> None:
 
 
 def test_missing_or_broken_spm_model_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--spm-model .*no such file.*--metrics chrf"):
+    with pytest.raises(ConfigError, match=r"--spm-model .*no such file.*--metrics chrf"):
         find_spm_model(tmp_path / "nope.model")
     bad = tmp_path / "bad.model"
     bad.write_text("not a model", encoding="utf-8")

@@ -14,7 +14,7 @@ from mlift.prompts import (
     render,
 )
 
-MARKER = re.compile(r"<!-- mlift:(translate|instruct|judge)( [a-z_]+=\S+)* -->")
+MARKER = re.compile(r"<!-- mlift:(translate|instruct|judge|eval)( [a-z_]+=\S+)* -->")
 
 
 @pytest.fixture(scope="module")

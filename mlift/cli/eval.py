@@ -147,6 +147,7 @@ def handle(args: argparse.Namespace) -> int:
             read_hub(args.hub or task.hub_dataset, c, "dev", args.revision, lang)
             for c, lang in task.hub_configs(langs)])
     loaded = task.load(sources, langs)
+    loaded.invalid[:0] = [e for s in sources for e in s.invalid]  # unreadable lines first
     check_found(task.name, loaded, langs)
     items = limit_items(loaded.items, args.limit)
     library = load_prompts()

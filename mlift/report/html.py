@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
+from typing import Any
 
 from mlift import __version__
 from mlift.report import plots
+from mlift.report.evals import render_eval_html
 from mlift.report.stats import DatasetStats
 from mlift.report.table import reject_pairs, summary_rows
 
@@ -89,8 +91,15 @@ def _dataset_section(s: DatasetStats) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def render_html(stats: Sequence[DatasetStats], *, title: str = "mlift dataset report") -> str:
-    """The whole page. Needs matplotlib (raises ConfigError naming the install if missing)."""
+def render_html(stats: Sequence[DatasetStats], *, title: str = "mlift dataset report",
+                evals: Sequence[dict[str, Any]] = ()) -> str:
+    """The whole page. Needs matplotlib (raises ConfigError naming the install if missing).
+
+    ``evals`` are eval folders' summaries (:mod:`mlift.report.evals`), shown after the
+    datasets; a page of evals alone has no plots and needs no matplotlib.
+    """
+    if not stats:
+        return _page(title, render_eval_html(evals))
     plots.require_matplotlib()
     names = [s.name for s in stats]
     head = "".join(f"<th>{escape(n)}</th>" for n in names)
@@ -106,13 +115,7 @@ def render_html(stats: Sequence[DatasetStats], *, title: str = "mlift dataset re
         _img(plots.length_plot(stats), "Length distributions"),
         _img(plots.task_plot(stats), "Task spread"),
     ]
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title><style>{_CSS}</style></head>
-<body>
-<h1>{escape(title)}</h1>
-<p class="note">mlift {escape(__version__)}. Lengths are mean ± s.d. in characters and in {
+    return _page(title, f"""<p class="note">mlift {escape(__version__)}. Lengths are mean ± s.d. in characters and in {
 escape(tok)}; distinct-n counts distinct word n-grams over all n-grams of the instructions
 (Han and kana characters count as words); yields count judged pairs scoring ≥ k.</p>
 <h2>Comparison</h2>
@@ -120,5 +123,16 @@ escape(tok)}; distinct-n counts distinct word n-grams over all n-grams of the in
 <h2>Plots</h2>
 <div class="plots">{"".join(figures)}</div>
 {"".join(_dataset_section(s) for s in stats)}
+{render_eval_html(evals)}""")
+
+
+def _page(title: str, body: str) -> str:
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title><style>{_CSS}</style></head>
+<body>
+<h1>{escape(title)}</h1>
+{body}
 </body></html>
 """
