@@ -82,15 +82,16 @@ def test_rerun_sends_nothing_and_a_fresh_folder_is_served_from_the_cache(
     cache = tmp_path / "cache"
     first, second = tmp_path / "first", tmp_path / "second"
     assert evaluate("mmlu", first, cache, langs=["hi", "ja"]) == 0
-    paid = load(first / "run.json")["totals"]["cost_usd"]
+    paid = load(first / "run.json")["accounting"]["totals"]["cost_usd"]
     assert paid > 0
     assert evaluate("mmlu", first, cache, langs=["hi", "ja"]) == 0  # same folder: skipped
     run = load(first / "run.json")
-    assert run["invocations"][-1]["already_done"] == 16
-    assert run["invocations"][-1]["accounting"]["totals"]["requests"] == 0
-    assert run["totals"]["cost_usd"] == pytest.approx(paid)  # the ledger adds up invocations
+    assert run["this"]["already_done"] == 16
+    assert run["this_invocation"]["accounting"]["totals"]["requests"] == 0
+    assert len(run["invocations"]) == 2
+    assert run["accounting"]["totals"]["cost_usd"] == pytest.approx(paid)  # the ledger's sum
     assert evaluate("mmlu", second, cache, langs=["hi", "ja"]) == 0  # new folder: the cache
-    totals = load(second / "run.json")["invocations"][-1]["accounting"]["totals"]
+    totals = load(second / "run.json")["this_invocation"]["accounting"]["totals"]
     assert totals["requests"] == totals["cache_hits"] == 16 and totals["cost_usd"] == 0
     strip = [{k: v for k, v in r.items() if k != "usage"} for r in rows(first / "items.jsonl")]
     again = [{k: v for k, v in r.items() if k != "usage"} for r in rows(second / "items.jsonl")]
@@ -181,8 +182,12 @@ def test_few_shot_examples_come_from_the_dev_rows_never_the_question_itself(
     assert {r["prompt"].split("@")[0] for r in items} == {"eval/mmlu_fewshot"}
     run = load(out / "run.json")
     assert any(s.get("role") == "shots" for s in run["data"])
-    # Zero-shot into the same folder would mix two protocols: refused, saying why.
+    # Zero-shot into the same folder would mix two protocols: refused, saying why;
+    # --new-generation keeps the few-shot run under generations/1 and starts afresh.
     assert evaluate("mmlu", out, tmp_path / "cache", langs=["hi"]) == 2
+    assert evaluate("mmlu", out, tmp_path / "cache", "--new-generation", langs=["hi"]) == 0
+    assert len(rows(out / "generations" / "1" / "items.jsonl")) == len(items)
+    assert {r["prompt"].split("@")[0] for r in rows(out / "items.jsonl")} == {"eval/mmlu"}
 
 
 def test_few_shot_prompt_shows_solved_examples_of_the_same_subject_first() -> None:
@@ -246,7 +251,7 @@ def test_budget_cap_stops_cleanly_and_the_next_run_finishes(tmp_path: Path) -> N
     out, cache = tmp_path / "out", tmp_path / "cache"
     assert evaluate("mmlu", out, cache, "--max-cost", "0", langs=["hi"]) == 4
     run = load(out / "run.json")
-    assert run["invocations"][0]["stopped"] and not rows(out / "items.jsonl")
+    assert run["stopped_early"] and not rows(out / "items.jsonl")
     assert evaluate("mmlu", out, cache, langs=["hi"]) == 0
     assert len(rows(out / "items.jsonl")) == 8 and load(out / "summary.json")["complete"]
     assert len(load(out / "run.json")["invocations"]) == 2

@@ -18,10 +18,11 @@ from mlift.errors import AuthError, PermanentError
 from mlift.eval.base import get_task
 from mlift.eval.data import read_file
 from mlift.eval.runner import EvalRun, ModelRef
-from mlift.eval.store import EvalFolder
+from mlift.eval.store import EvalAnswer, EvalFailure, answers, done_keys, open_failures, open_folder
 from mlift.eval.summary import summarize
 from mlift.prompts import load_prompts
 from mlift.providers.base import Endpoint, Provider
+from mlift.runfolder import Run
 from mlift.types import Completion, Request, Usage
 
 DATA = Path(__file__).resolve().parent.parent / "samples" / "eval"
@@ -68,15 +69,22 @@ def hindi_items() -> list[Any]:
     return task.load([read_file(DATA / "mmlu.jsonl")], ["hi"]).items
 
 
-async def run_once(folder: Path, script: dict[str, str]) -> tuple[Any, Scripted]:
+async def run_once(path: Path, script: dict[str, str]) -> tuple[Any, Scripted]:
     engine, provider = engine_with(script)
-    store = EvalFolder(folder)
-    store.claim({"task": "mmlu"}, {"m": "fake:m"})
+    folder = open_folder(path, {"task": "mmlu"}, {"m": "fake:m"})
     async with engine:
-        run = EvalRun(get_task("mmlu"), hindi_items(), [ModelRef("m", "fake:m")], engine,
-                      load_prompts(), store, workers=2)
-        report = await run.run()
+        evalrun = EvalRun(get_task("mmlu"), hindi_items(), [ModelRef("m", "fake:m")], engine,
+                          load_prompts(), done_keys(answers(folder)), workers=2)
+        async with Run(folder, engine, files=(EvalAnswer, EvalFailure)) as run:
+            report = await evalrun.execute(run)
     return report, provider
+
+
+def summary_of(path: Path) -> dict[str, Any]:
+    folder = open_folder(path, {"task": "mmlu"}, {"m": "fake:m"})
+    records = answers(folder)
+    return summarize(get_task("mmlu"), records, open_failures(folder, done_keys(records)),
+                     {"m": "fake:m"})
 
 
 async def test_failed_items_are_recorded_kept_out_of_the_scores_and_retried(
@@ -88,8 +96,7 @@ async def test_failed_items_are_recorded_kept_out_of_the_scores_and_retried(
     failures = [json.loads(x) for x in (out / "failures.jsonl").read_text().splitlines()]
     assert [f["id"] for f in failures] == ["test/astronomy/hi-1"]
     assert "refused" in failures[0]["detail"]
-    store = EvalFolder(out)
-    summary = summarize(get_task("mmlu"), store.items(), store.failures(), {"m": "fake:m"})
+    summary = summary_of(out)
     cell = summary["groups"][0]["models"]["m"]
     assert (cell["answered"], cell["missing"], summary["complete"]) == (3, 1, False)
     # Over the three answered: B is wrong for the capital (C), right for 7×8 (B), and
@@ -104,8 +111,7 @@ async def test_truncated_and_unparsed_answers_count_wrong_and_are_reported(
         tmp_path: Path) -> None:
     out = tmp_path / "out"
     await run_once(out, {"hi-1": "cut", "hi-2": "I would say B, or maybe C."})
-    store = EvalFolder(out)
-    summary = summarize(get_task("mmlu"), store.items(), [], {"m": "fake:m"})
+    summary = summary_of(out)
     cell = summary["groups"][0]["models"]["m"]
     assert cell["truncated"] == 1
     assert cell["metrics"]["unparsed"]["value"] == pytest.approx(50.0)

@@ -13,16 +13,30 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlift.cli.common import EngineFactory, Progress, add_engine_args
+from mlift.cli.common import EngineFactory, Progress, add_engine_args, add_folder_args, cost_line
 from mlift.errors import ConfigError
 from mlift.eval.base import TASKS, Loaded, Task, check_found, get_task
 from mlift.eval.data import Rows, read_file, read_hub
 from mlift.eval.estimate import estimate, format_estimate
 from mlift.eval.runner import EvalRun, ModelRef, limit_items
-from mlift.eval.store import EvalFolder
+from mlift.eval.store import (
+    SUMMARY,
+    EvalAnswer,
+    EvalFailure,
+    answers,
+    done_keys,
+    is_eval_folder,
+    labels,
+    load_folder,
+    open_failures,
+    open_folder,
+    write_invalid,
+    write_summary,
+)
 from mlift.eval.summary import summarize
 from mlift.langs import get_language
 from mlift.prompts import load_prompts
+from mlift.runfolder import Run, RunFolder, fingerprints
 
 EPILOG = """\
 examples:
@@ -77,6 +91,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     s.add_argument("--estimate", action="store_true",
                    help="print what the run would cost and send nothing")
+    add_folder_args(p)
     add_engine_args(p)
     p.set_defaults(handler=handle)
 
@@ -166,54 +181,51 @@ def _report_input(loaded: Loaded) -> None:
 async def _run(args: argparse.Namespace, task: Task, loaded: Loaded, items: list[Any],
                models: list[ModelRef], library: Any) -> int:
     factory = EngineFactory.from_args(args)
+    prompts = {p: library.get(p).ref for p in sorted({i.prompt for i in items})}
+    current = {m.label: m.spec for m in models}
     async with factory.engine() as engine:
         for m in models:
             engine.endpoint(m.spec)  # an unknown provider or a missing price fails here
-        folder = EvalFolder(args.out)
-        prompts = {p: library.get(p).ref for p in sorted({i.prompt for i in items})}
-        identity = {"task": task.name, "prompts": prompts,
-                    "options": {"shots": getattr(task, "shots", None),
-                                "direction": getattr(task, "directions", None)},
-                    "data": [_fingerprint(s) for s in loaded.sources]}
-        if not args.estimate:
-            folder.claim(identity, {m.label: m.spec for m in models})
-            folder.write_invalid([{"file": e.file, "line": e.line, "field": e.field,
-                                   "code": e.code, "detail": str(e)} for e in loaded.invalid])
-        run = EvalRun(task, items, models, engine, library, folder,
-                      workers=args.concurrency or 64)
-        est = await estimate(engine, run.requests(), run.templates)
-        print(format_estimate(est, skipped_done=run.report.skipped_done), file=sys.stderr)
         if args.estimate:
+            folder = load_folder(args.out) if is_eval_folder(args.out) else None
+        else:
+            folder = open_folder(args.out, _identity(args.out, task, loaded, prompts), current,
+                                 new_generation=args.new_generation)
+            write_invalid(folder, loaded.invalid)
+        done = done_keys(answers(folder)) if folder is not None else set()
+        evalrun = EvalRun(task, items, models, engine, library, done,
+                          workers=args.concurrency or 64)
+        est = await estimate(engine, evalrun.requests(), evalrun.templates)
+        print(format_estimate(est, skipped_done=evalrun.report.skipped_done), file=sys.stderr)
+        if folder is None:
             return 0
 
         def counts() -> tuple[int | None, int | None]:
-            return run.scheduler.emitted, run.report.pending
+            return evalrun.emitted, evalrun.report.pending
 
-        async with Progress(engine, quiet=args.quiet, counts=counts):
-            report = await run.run()
-        known = folder.manifest()["models"]
-        summary = summarize(task, folder.items(), _open_failures(folder), known,
-                            seed=args.seed, resamples=args.resamples)
-        summary["notes"] = loaded.notes
-        folder.write_summary(summary)
-        snapshot = engine.accounting.snapshot()
-        folder.record_invocation(
-            {"schema": "mlift-eval-run-v1", "task": task.name, "models": known,
-             "langs": args.lang, "data": loaded.sources, "prompts": prompts,
-             "estimate": est},
-            {"models": {m.label: m.spec for m in models}, "langs": args.lang,
-             "limit": args.limit, "answered": report.answered, "failed": report.failed,
-             "already_done": report.skipped_done, "stopped": report.stopped,
-             "errors": report.errors, "accounting": snapshot,
-             "totals": {"cost_usd": snapshot.get("totals", {}).get("cost_usd", 0.0),
-                        "requests": snapshot.get("totals", {}).get("requests", 0)}})
+        async with Run(folder, engine, files=(EvalAnswer, EvalFailure)) as run:
+            async with Progress(engine, quiet=args.quiet, counts=counts):
+                report = await evalrun.execute(run)
+            await run.flush()
+            records = answers(folder)
+            known = labels(folder, records, current)
+            summary = summarize(task, records, open_failures(folder, done_keys(records)),
+                                known, seed=args.seed, resamples=args.resamples)
+            summary["notes"] = loaded.notes
+            write_summary(folder, summary)
+            await run.summary(
+                task=task.name, models=known, langs=args.lang,
+                data=loaded.sources, prompts=prompts, estimate=est,
+                this={"answered": report.answered, "failed": report.failed,
+                      "already_done": report.skipped_done, "errors": report.errors,
+                      "limit": args.limit})
     from mlift.report.evals import render_eval_text
 
     sys.stdout.write(render_eval_text([{**summary, "name": args.out.name}]))
-    spent = engine.accounting.total_cost()
+    spent, total = run.cost()
     print(f"mlift eval: {report.answered} answered, {report.failed} failed, "
-          f"{report.skipped_done} already done; cost ${spent:.4f} this run; "
-          f"results: {args.out / 'summary.json'}", file=sys.stderr)
+          f"{report.skipped_done} already done; {cost_line(spent, total, args.max_cost)}; "
+          f"results: {args.out / SUMMARY}", file=sys.stderr)
     if report.stopped:
         print(f"mlift eval: stopped early: {report.stopped}", file=sys.stderr)
         return 4
@@ -224,13 +236,13 @@ async def _run(args: argparse.Namespace, task: Task, loaded: Loaded, items: list
     return 0
 
 
-def _open_failures(folder: EvalFolder) -> list[dict[str, Any]]:
-    """Failures not answered since (a later run may have succeeded)."""
-    done = folder.done()
-    return [f for f in folder.failures() if (f["model"], f["key"]) not in done]
-
-
-def _fingerprint(source: dict[str, Any]) -> dict[str, Any]:
-    keep = ("role", "kind", "sha256", "dataset", "config", "split", "revision",
-            "resolved_revision")
-    return {k: source[k] for k in keep if source.get(k) is not None}
+def _identity(out: Path, task: Task, loaded: Loaded, prompts: dict[str, str]
+              ) -> dict[str, Any]:
+    """What changes the answers: the task, its prompts and options, and the data."""
+    files = [Path(s["path"]) for s in loaded.sources if s.get("kind") == "file"]
+    hub = [{k: s.get(k) for k in ("role", "dataset", "config", "split", "revision")
+            if s.get(k) is not None} for s in loaded.sources if s.get("kind") == "hub"]
+    return {"task": task.name, "prompts": prompts,
+            "params": {"shots": getattr(task, "shots", None),
+                       "direction": getattr(task, "directions", None)},
+            "inputs": fingerprints(files, RunFolder.known_inputs(out)), "hub": hub}

@@ -1,29 +1,30 @@
 """One ``mlift eval`` invocation: every (model, item) request through the engine.
 
 Requests go through :meth:`mlift.engine.core.Engine.complete` — rate limits,
-retries, the response cache, ``--max-cost`` — from a bounded pool of workers
-(:class:`~mlift.engine.scheduler.Scheduler`). Each answer is written to the
-run folder as it arrives (:mod:`mlift.eval.store`) with its per-item scores,
-so an interrupted run resumes where it stopped. A provider failure of one
-item is written to ``failures.jsonl`` and retried next time; an unusable
+retries, the response cache, ``--max-cost`` (which caps the folder's total,
+every invocation counted) — from the run-folder component's bounded run
+skeleton (:class:`mlift.runfolder.Run`: scheduler, writer thread, ledger).
+Each answer is written as it arrives, with its per-item scores, so an
+interrupted run resumes where it stopped. A provider failure of one item is
+an :class:`~mlift.eval.store.EvalFailure`, retried next time; an unusable
 endpoint (a bad key, a wrong URL) stops the run; the budget cap stops it
-cleanly. The summary is then computed from everything the folder holds
+cleanly. The summary is computed afterwards from everything the folder holds
 (:mod:`mlift.eval.summary`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlift.engine.core import Engine
-from mlift.engine.scheduler import NOT_DONE, Scheduler
-from mlift.errors import BudgetExceeded, EndpointUnusable, ProviderError
+from mlift.errors import EndpointUnusable, ProviderError
 from mlift.eval.base import EvalItem, Task
-from mlift.eval.store import EvalFolder
+from mlift.eval.store import EvalAnswer, EvalFailure
 from mlift.prompts import PromptLibrary, PromptTemplate, render
+from mlift.records import RecordBase
+from mlift.runfolder import Run
 from mlift.types import Request
 
 
@@ -71,77 +72,66 @@ class EvalRun:
     """The requests of one invocation, sent and written to the folder."""
 
     def __init__(self, task: Task, items: Sequence[EvalItem], models: Sequence[ModelRef],
-                 engine: Engine, library: PromptLibrary, folder: EvalFolder, *,
+                 engine: Engine, library: PromptLibrary, done: set[tuple[str, str]], *,
                  workers: int = 64) -> None:
+        """``done``: (model label, item key) already answered in the folder, skipped."""
         self.task, self.items, self.models = task, list(items), list(models)
-        self.engine, self.folder = engine, folder
+        self.engine, self.workers = engine, workers
         self.templates = {p: library.get(p) for p in sorted({i.prompt for i in self.items})}
         self.report = RunReport()
-        done = folder.done()
         self.pending = [(m, i) for m in self.models for i in self.items
                         if (m.label, i.key) not in done]
         self.report.skipped_done = len(self.models) * len(self.items) - len(self.pending)
         self.report.pending = len(self.pending)
-        self.scheduler: Scheduler[tuple[ModelRef, EvalItem], dict[str, Any]] = Scheduler(
-            self._work, self._emit, workers=workers)
+        self.run: Run | None = None
+
+    @property
+    def emitted(self) -> int:
+        return self.run.emitted if self.run is not None else 0
 
     def requests(self) -> Iterator[tuple[ModelRef, EvalItem, Request]]:
         for model, item in self.pending:
             yield model, item, build_request(self.templates[item.prompt], item, model,
                                              self.task.name)
 
-    async def run(self) -> RunReport:
-        try:
-            await self.scheduler.run(self.pending)
-        finally:
-            self.folder.close()
+    async def execute(self, run: Run) -> RunReport:
+        """Send every pending request inside ``run`` (an entered :class:`Run`)."""
+        self.run = run
+        await run.each(self.pending, self._work, workers=self.workers, on_emit=self._count)
+        self.report.stopped = run.stopped
         return self.report
 
-    async def _work(self, job: tuple[ModelRef, EvalItem]) -> Any:
+    async def _work(self, job: tuple[ModelRef, EvalItem]) -> Sequence[RecordBase]:
         model, item = job
         request = build_request(self.templates[item.prompt], item, model, self.task.name)
-        started = time.time()
+        where: dict[str, Any] = {"key": item.key, "id": item.id, "lang": item.lang,
+                 "direction": item.direction, "model": model.label, "spec": model.spec,
+                 "prompt": request.prompt, "source": dict(item.source)}
         try:
             done = await self.engine.complete(request)
-        except BudgetExceeded as exc:
-            self.report.stopped = str(exc)
-            self.scheduler.stop()
-            return NOT_DONE
         except EndpointUnusable:
             raise
         except ProviderError as exc:
-            return {"failure": {**self._base(model, item, request), "error": type(exc).__name__,
-                                "detail": str(exc), "at": round(started, 3)}}
-        record = {**self._base(model, item, request), "output": done.text,
-                  "finish_reason": done.finish_reason, "reference": item.reference,
-                  "scores": self.task.score_item(item, done.text),
-                  "usage": {"input_tokens": done.usage.input_tokens,
-                            "output_tokens": done.usage.output_tokens,
-                            "cost_usd": round(done.cost_usd, 10), "cached": done.cached,
-                            "latency_s": round(done.latency_s, 4)},
-                  "model_reported": done.model}
-        if item.options:
-            record["options"] = list(item.options)
-        return {"item": record}
+            return [EvalFailure(error=type(exc).__name__, detail=str(exc), **where)]
+        return [EvalAnswer(
+            output=done.text, reference=item.reference, finish_reason=done.finish_reason,
+            scores=self.task.score_item(item, done.text),
+            options=list(item.options) if item.options else None,
+            usage={"input_tokens": done.usage.input_tokens,
+                   "output_tokens": done.usage.output_tokens,
+                   "cost_usd": round(done.cost_usd, 10), "cached": done.cached,
+                   "latency_s": round(done.latency_s, 4)},
+            model_reported=done.model, **where)]
 
-    def _base(self, model: ModelRef, item: EvalItem, request: Request) -> dict[str, Any]:
-        return {"key": item.key, "id": item.id, "lang": item.lang,
-                "direction": item.direction, "model": model.label, "spec": model.spec,
-                "prompt": request.prompt, "source": dict(item.source)}
-
-    def _emit(self, _index: int, _job: object, outcome: dict[str, Any]) -> None:
-        if "item" in outcome:
-            self.folder.add_item(outcome["item"])
+    def _count(self, record: RecordBase) -> None:
+        if isinstance(record, EvalAnswer):
             self.report.answered += 1
-        else:
-            failure = outcome["failure"]
-            self.folder.add_failure(failure)
+        elif isinstance(record, EvalFailure):
             self.report.failed += 1
-            self.report.errors[failure["error"]] = self.report.errors.get(failure["error"], 0) + 1
+            self.report.errors[record.error] = self.report.errors.get(record.error, 0) + 1
 
 
-def item_from_record(record: dict[str, Any]) -> EvalItem:
+def item_from_record(record: EvalAnswer) -> EvalItem:
     """Enough of an item, rebuilt from its answer record, to score it again."""
-    return EvalItem(lang=record["lang"], id=record["id"], variables={},
-                    reference=record["reference"], direction=record.get("direction", ""),
-                    options=tuple(record.get("options", ())))
+    return EvalItem(lang=record.lang, id=record.id, variables={}, reference=record.reference,
+                    direction=record.direction, options=tuple(record.options or ()))

@@ -1,182 +1,168 @@
-"""The eval run folder: every file an eval writes or reads goes through here.
+"""The eval run folder: a :class:`~mlift.runfolder.RunFolder` of command ``eval``.
 
-Layout::
+The run-folder component owns the manifest (identity: task, prompt refs,
+options that change answers, the data's fingerprints), the refusal to resume
+with another identity (``--new-generation`` archives the old run), the
+ledger of every invocation and ``run.json``; records are written and read
+through :mod:`mlift.records`' one JSONL reader and writer. What an eval adds:
 
-    manifest.json   identity: task, prompts, options that change answers, data,
-                    and each model label's spec (a resume must match it)
-    items.jsonl     one line per (model, item) answered: output, reference, scores
-    failures.jsonl  provider failures; those items are retried on the next run
+    items.jsonl     EvalAnswer: one per (model, item) answered, with output, reference, scores
+    failures.jsonl  EvalFailure: a provider failure; that item is retried on the next run
     invalid.jsonl   input rows that could not be used, with file, line and field
-    summary.json    scores with bootstrap intervals, per language/direction and model
-    run.json        configuration, data provenance, and a ledger of every invocation
+    summary.json    scores with bootstrap intervals per group and model, and the deltas
 
 Resuming is by (model label, item key): answered items are skipped, so a
 re-run sends only what is missing, and the response cache makes a re-run in a
-fresh folder free. Resuming with a different identity is refused with what
-differs: a new folder, or the same folder after removing it, is the fix.
-Adding a model label or a language to an existing folder is allowed (that is
-how a second model joins a comparison); changing what a label points to is not.
+fresh folder free. Models are not part of the identity — adding a label is
+how a second model joins a comparison — but a label already answered for may
+not point at another model.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import time
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, ClassVar
 
-from mlift.errors import ConfigError
+from mlift.errors import InputError, RunFolderError
+from mlift.records import RecordBase, iter_records, repair_torn_tail, rewrite, write_json
+from mlift.runfolder import MANIFEST, RunFolder
 
-MANIFEST, ITEMS, FAILURES, INVALID = "manifest.json", "items.jsonl", "failures.jsonl", \
-    "invalid.jsonl"
-SUMMARY, RUN = "summary.json", "run.json"
-SCHEMA = "mlift-eval-v1"
-
-
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Complete lines of one of our JSONL files; a torn last line (a killed writer) is cut."""
-    if not path.exists():
-        return
-    good = 0
-    with path.open("rb") as fh:
-        for raw in fh:
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                break
-            good += len(raw)
-            yield record
-    if good < path.stat().st_size:
-        with path.open("r+b") as fh:
-            fh.truncate(good)
+COMMAND = "eval"
+INVALID, SUMMARY = "invalid.jsonl", "summary.json"
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+@dataclass(frozen=True, slots=True)
+class EvalAnswer(RecordBase):
+    """A model's answer to one benchmark item, with its reference and per-item scores."""
+
+    FILE: ClassVar[str] = "items.jsonl"
+    REQUIRED: ClassVar[tuple[str, ...]] = ("key", "model", "output", "reference")
+
+    key: str
+    id: str
+    lang: str
+    direction: str
+    model: str
+    spec: str
+    output: str
+    reference: str
+    finish_reason: str = "stop"
+    scores: dict[str, Any] = field(default_factory=dict)
+    options: list[str] | None = None
+    prompt: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    model_reported: str | None = None
+    source: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cost_usd(self) -> float:
+        return float(self.usage.get("cost_usd", 0.0))
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return data
+@dataclass(frozen=True, slots=True)
+class EvalFailure(RecordBase):
+    """A call for one item that failed at the provider; the item is sent again next run."""
+
+    FILE: ClassVar[str] = "failures.jsonl"
+    REQUIRED: ClassVar[tuple[str, ...]] = ("key", "model", "error")
+
+    key: str
+    id: str
+    lang: str
+    direction: str
+    model: str
+    spec: str
+    error: str
+    detail: str = ""
+    prompt: str | None = None
+    source: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def open_folder(path: Path, identity: dict[str, Any], models: dict[str, str], *,
+                new_generation: bool = False) -> RunFolder:
+    """Create or resume ``path`` for this eval; refuse another identity or a relabelled model."""
+    folder = RunFolder.open(path, command=COMMAND, identity=identity,
+                            new_generation=new_generation)
+    for cls in (EvalAnswer, EvalFailure):
+        repair_torn_tail(folder.file(cls))
+    clash = sorted({f"{r.model}: was {r.spec}, now {models[r.model]}" for r in answers(folder)
+                    if r.model in models and models[r.model] != r.spec})
+    if clash:
+        raise RunFolderError(f"{path}: model label{'s' if len(clash) > 1 else ''} already used "
+                             f"for another model ({'; '.join(clash)}); give the new model "
+                             "another label (--model LABEL=NAME:MODEL)")
+    return folder
+
+
+def load_folder(path: Path) -> RunFolder:
+    return RunFolder.load(path, expect=COMMAND)
 
 
 def is_eval_folder(path: Path) -> bool:
-    manifest = path / MANIFEST
-    if not manifest.is_file():
+    """Whether ``path`` is a run folder written by ``mlift eval``."""
+    if not (path / MANIFEST).is_file():
         return False
     try:
-        return read_json(manifest).get("schema") == SCHEMA
-    except ConfigError:
+        return RunFolder.load(path).command == COMMAND
+    except RunFolderError:
         return False
 
 
-class EvalFolder:
-    """An eval run folder, opened for one invocation."""
+def answers(folder: RunFolder) -> list[EvalAnswer]:
+    return list(iter_records(folder.file(EvalAnswer), EvalAnswer))
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._files: dict[str, IO[str]] = {}
 
-    # -- identity ---------------------------------------------------------
+def open_failures(folder: RunFolder, done: set[tuple[str, str]]) -> list[EvalFailure]:
+    """Failures whose item has not been answered since."""
+    return [f for f in iter_records(folder.file(EvalFailure), EvalFailure)
+            if (f.model, f.key) not in done]
 
-    def claim(self, identity: dict[str, Any], models: dict[str, str]) -> None:
-        """Create the folder for ``identity``, or check an existing one matches it."""
-        manifest = self.path / MANIFEST
-        if manifest.exists():
-            old = read_json(manifest)
-            if old.get("schema") != SCHEMA:
-                raise ConfigError(f"{self.path}: not an mlift eval folder; use a new --out")
-            differs = [k for k in sorted(set(old["identity"]) | set(identity))
-                       if old["identity"].get(k) != identity.get(k)]
-            if differs:
-                detail = "; ".join(f"{k}: was {old['identity'].get(k)!r}, now "
-                                   f"{identity.get(k)!r}" for k in differs[:4])
-                raise ConfigError(f"{self.path} holds an eval run that differs ({detail}). "
-                                  "Its answers would not be comparable: use a new --out "
-                                  "(answers already paid for come from the cache)")
-            relabelled = [f"{label}: was {old['models'][label]}, now {spec}"
-                          for label, spec in models.items()
-                          if old["models"].get(label, spec) != spec]
-            if relabelled:
-                raise ConfigError(f"{self.path}: model label{'s' if len(relabelled) > 1 else ''}"
-                                  f" already used for another model ({'; '.join(relabelled)}); "
-                                  "give the new model another label (LABEL=NAME:MODEL)")
-            models = {**old["models"], **models}
-        self.path.mkdir(parents=True, exist_ok=True)
-        _write_json(manifest, {"schema": SCHEMA, "identity": identity, "models": models})
 
-    def manifest(self) -> dict[str, Any]:
-        return read_json(self.path / MANIFEST)
+def done_keys(records: list[EvalAnswer]) -> set[tuple[str, str]]:
+    """(model label, item key) of every answered item."""
+    return {(r.model, r.key) for r in records}
 
-    # -- records ----------------------------------------------------------
 
-    def items(self) -> list[dict[str, Any]]:
-        return list(read_jsonl(self.path / ITEMS))
+def labels(folder: RunFolder, records: list[EvalAnswer], current: dict[str, str]
+           ) -> dict[str, str]:
+    """Every model label in the folder, the baseline first.
 
-    def failures(self) -> list[dict[str, Any]]:
-        return list(read_jsonl(self.path / FAILURES))
+    The order the folder's last summary had (its first model stays the baseline
+    when another joins), then this invocation's new labels in flag order.
+    """
+    previous = folder.summary().get("models")
+    out = dict(previous) if isinstance(previous, dict) else {}
+    for label, spec in current.items():
+        out.setdefault(label, spec)
+    for r in records:
+        out.setdefault(r.model, r.spec)
+    return out
 
-    def done(self) -> set[tuple[str, str]]:
-        """(model label, item key) of every answered item."""
-        return {(r["model"], r["key"]) for r in self.items()}
 
-    def _append(self, name: str, record: dict[str, Any]) -> None:
-        fh = self._files.get(name)
-        if fh is None:
-            fh = self._files[name] = (self.path / name).open("a", encoding="utf-8")
-        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        fh.flush()
+def write_invalid(folder: RunFolder, errors: list[InputError]) -> None:
+    """This invocation's unusable input rows (replacing the previous list)."""
+    rewrite(folder.path / INVALID, [{"file": e.file, "line": e.line, "field": e.field,
+                                     "code": e.code, "detail": str(e)} for e in errors])
 
-    def add_item(self, record: dict[str, Any]) -> None:
-        self._append(ITEMS, record)
 
-    def add_failure(self, record: dict[str, Any]) -> None:
-        self._append(FAILURES, record)
+def write_summary(folder: RunFolder, summary: dict[str, Any]) -> None:
+    write_json(folder.path / SUMMARY, summary)
 
-    def write_invalid(self, records: list[dict[str, Any]]) -> None:
-        """The unusable input rows of this invocation (replacing the last list)."""
-        tmp = self.path / (INVALID + ".tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                       encoding="utf-8")
-        os.replace(tmp, self.path / INVALID)
 
-    def close(self) -> None:
-        for fh in self._files.values():
-            fh.flush()
-            os.fsync(fh.fileno())
-            fh.close()
-        self._files.clear()
-
-    # -- summary and ledger -----------------------------------------------
-
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        _write_json(self.path / SUMMARY, summary)
-
-    def summary(self) -> dict[str, Any]:
-        return read_json(self.path / SUMMARY)
-
-    def record_invocation(self, run: dict[str, Any], invocation: dict[str, Any]) -> dict[str, Any]:
-        """Write run.json: this invocation appended to the ledger, totals over all of them."""
-        path = self.path / RUN
-        ledger = read_json(path).get("invocations", []) if path.exists() else []
-        ledger.append({"finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       **invocation})
-        totals: dict[str, float] = {}
-        for entry in ledger:
-            for key, value in entry.get("totals", {}).items():
-                if isinstance(value, int | float):
-                    totals[key] = round(totals.get(key, 0) + value, 10)
-        data = {**run, "totals": totals, "invocations": ledger}
-        _write_json(path, data)
-        return data
+def read_summary(path: Path) -> dict[str, Any]:
+    file = path / SUMMARY
+    if not file.is_file():
+        raise RunFolderError(f"{path}: an eval folder without {SUMMARY} (interrupted before "
+                             "its first summary?); re-run the same mlift eval command")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunFolderError(f"{file}: not valid JSON ({exc}); re-run mlift eval to rewrite "
+                             "it") from None
+    if not isinstance(data, dict):
+        raise RunFolderError(f"{file}: expected a JSON object")
+    return data

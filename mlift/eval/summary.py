@@ -19,23 +19,27 @@ import numpy as np
 from mlift.eval.base import Task
 from mlift.eval.bootstrap import LEVEL, RESAMPLES, interval, paired_delta
 from mlift.eval.runner import item_from_record
+from mlift.eval.store import EvalAnswer, EvalFailure
 
 SUMMARY_SCHEMA = "mlift-eval-summary-v1"
 
 
-def summarize(task: Task, records: Sequence[dict[str, Any]],
-              failures: Sequence[dict[str, Any]], models: dict[str, str], *,
-              seed: int = 0, resamples: int = RESAMPLES) -> dict[str, Any]:
-    """The summary dict written to ``summary.json`` and shown by ``mlift report``."""
-    answered: dict[tuple[str, str], dict[str, Any]] = {}
+def summarize(task: Task, records: Sequence[EvalAnswer], failures: Sequence[EvalFailure],
+              models: dict[str, str], *, seed: int = 0,
+              resamples: int = RESAMPLES) -> dict[str, Any]:
+    """The summary dict written to ``summary.json`` and shown by ``mlift report``.
+
+    ``models`` maps labels to specs, the baseline first.
+    """
+    answered: dict[tuple[str, str], EvalAnswer] = {}
     for r in records:
-        answered[(r["model"], r["key"])] = r  # a key answered twice: the last answer counts
+        answered[(r.model, r.key)] = r  # a key answered twice: the last answer counts
     groups: dict[str, dict[str, Any]] = {}
-    for r in [*records, *failures]:
-        g = groups.setdefault(r["direction"] or r["lang"], {"lang": r["lang"],
-                                                            "direction": r["direction"],
-                                                            "keys": set()})
-        g["keys"].add(r["key"])
+    everything: list[EvalAnswer | EvalFailure] = [*records, *failures]
+    for seen in everything:
+        g = groups.setdefault(seen.direction or seen.lang,
+                              {"lang": seen.lang, "direction": seen.direction, "keys": set()})
+        g["keys"].add(seen.key)
     labels = list(models)
     baseline = labels[0] if labels else None
     out_groups = []
@@ -49,13 +53,13 @@ def summarize(task: Task, records: Sequence[dict[str, Any]],
             if not got:
                 continue
             items = [item_from_record(r) for _, r in got]
-            outputs = [r["output"] for _, r in got]
+            outputs = [r.output for _, r in got]
             metrics = task.group_metrics(items, outputs)
             stats[label] = {"keys": [k for k, _ in got], "metrics": metrics}
             per_model[label] = {
                 "answered": len(got), "missing": len(keys) - len(got),
-                "truncated": sum(r["finish_reason"] == "length" for _, r in got),
-                "cost_usd": round(sum(r["usage"]["cost_usd"] for _, r in got), 8),
+                "truncated": sum(r.finish_reason == "length" for _, r in got),
+                "cost_usd": round(sum(r.cost_usd for _, r in got), 8),
                 "metrics": {m.name: interval(m.stats, m.score, seed=seed,
                                              resamples=resamples).to_json() for m in metrics}}
         deltas: dict[str, Any] = {}

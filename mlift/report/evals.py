@@ -15,14 +15,14 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from mlift.eval.store import EvalFolder, is_eval_folder
+from mlift.eval.store import is_eval_folder, read_summary
 
 __all__ = ["is_eval_folder", "load_eval", "render_eval_html", "render_eval_text"]
 
 
 def load_eval(path: Path) -> dict[str, Any]:
     """The summary of an eval folder, with the folder's name and path added."""
-    summary = EvalFolder(path).summary()
+    summary = read_summary(path)
     return {**summary, "name": path.resolve().name, "path": str(path)}
 
 

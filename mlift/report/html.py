@@ -115,7 +115,8 @@ def render_html(stats: Sequence[DatasetStats], *, title: str = "mlift dataset re
         _img(plots.length_plot(stats), "Length distributions"),
         _img(plots.task_plot(stats), "Task spread"),
     ]
-    return _page(title, f"""<p class="note">mlift {escape(__version__)}. Lengths are mean ± s.d. in characters and in {
+    return _page(title, f"""\
+<p class="note">mlift {escape(__version__)}. Lengths are mean ± s.d. in characters and in {
 escape(tok)}; distinct-n counts distinct word n-grams over all n-grams of the instructions
 (Han and kana characters count as words); yields count judged pairs scoring ≥ k.</p>
 <h2>Comparison</h2>
