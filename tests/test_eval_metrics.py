@@ -278,6 +278,9 @@ OPTIONS = ["Paris", "Londres", "Madrid", "Roma"]
     ("The answer is B", "B"), ("The correct answer is: (C)", "C"), ("b", "B"),
     ("Ｂ", "B"), ('{"answer": "D"}', "D"), ("```json\n{\"answer\": \"A\"}\n```", "A"),
     ("B) Londres", "B"), ("C. madrid", "C"), ("**Answer: B**", "B"),
+    # What SmolLM2-135M wrote through llama.cpp: a clean first line, then more.
+    ("C. Madrid\n\nThe correct answer is C", "C"), ("B\nBecause London is the capital.", "B"),
+    ("B\nthe answer is a guess", "B"),
 ])
 def test_clean_answers_parse(reply: str, letter: str) -> None:
     assert parse_choice(reply, OPTIONS) == letter
@@ -286,7 +289,8 @@ def test_clean_answers_parse(reply: str, letter: str) -> None:
 @pytest.mark.parametrize("reply", [
     "", "B or C", "I think it is probably B because of the capital.", "A good question!",
     "B) Madrid", "E", '{"answer": "maybe"}', '{"answer": 2}', "The answer is B, then C",
-    "Answer:", "BC",
+    "Answer:", "BC", "C. 56\n\nThe answer is D. 64", "B\n\nThe answer is C.", "B\nA",
+    "C. Roma\nmore", "I think B\nmaybe",
 ])
 def test_unclean_answers_do_not_parse(reply: str) -> None:
     assert parse_choice(reply, OPTIONS) is None

@@ -6,7 +6,9 @@ option B>", a JSON object ``{"answer": "B"}`` (what a schema-constrained
 endpoint returns), full-width ``Ｂ`` (NFKC) and a lower-case lone letter all
 parse; "B or C", "I think it is probably B because …", a letter with some
 other option's text, a letter beyond the question's options, or an empty
-reply do not. Scanning prose for the first capital letter would credit a
+reply do not. A clean first line followed by an explanation counts when the
+explanation states no other letter ("C. Tokyo\n\nThe correct answer is C");
+"C. 56\n\nThe answer is D. 64" contradicts itself and does not. Scanning prose for the first capital letter would credit a
 model for the "A" of "A good question"; an unparsed reply is scored wrong and
 its rate is reported next to the accuracy, so format failures are visible
 instead of being silently guessed into right or wrong answers.
@@ -25,6 +27,8 @@ _LABEL = re.compile(r"^(?:the\s+)?(?:correct\s+|final\s+|best\s+)?(?:answer|opti
 _WRAP = re.compile(r"^(?:\*\*|__|[`\"'“”‘’«»])+|(?:\*\*|__|[`\"'“”‘’«»])+$")
 _LETTER = re.compile(r"^[(\[]?([A-Ja-j])[)\]]?[.。:：]?$")
 _LETTER_THEN_TEXT = re.compile(r"^[(\[]?([A-J])(?:[)\].:：]|\s-)\s*(.+)$", re.DOTALL)
+# "the answer is D", "Answer: (D)", "option D" anywhere in a trailing explanation.
+_STATED = re.compile(r"(?i:answer|option|choice)(?:\s+is)?\s*[:：]?\s*[(\[]?([A-J])\b")
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
@@ -44,7 +48,25 @@ def _from_json(text: str) -> str | None:
 
 
 def parse_choice(reply: str, options: Sequence[str]) -> str | None:
-    """The letter (``A``…) ``reply`` answers with, or None if it is not a clean answer."""
+    """The letter (``A``…) ``reply`` answers with, or None if it is not a clean answer.
+
+    The whole reply is tried first; failing that, its first line, provided
+    nothing after it states another letter ("C. Tokyo\n\nThe answer is C" is
+    C; "C. 56\n\nThe answer is D. 64" is unparsed).
+    """
+    whole = _parse(reply, options)
+    if whole is not None:
+        return whole
+    first, _, rest = unicodedata.normalize("NFKC", reply).strip().partition("\n")
+    letter = _parse(first, options) if rest.strip() else None
+    if letter is None:
+        return None
+    stated = set(_STATED.findall(rest))
+    stated |= {x for line in rest.splitlines() if (x := _parse(line, options)) is not None}
+    return letter if stated <= {letter} else None
+
+
+def _parse(reply: str, options: Sequence[str]) -> str | None:
     text = unicodedata.normalize("NFKC", reply).strip()
     fenced = _FENCE.match(text)
     if fenced:
