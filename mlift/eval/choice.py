@@ -8,8 +8,9 @@ parse; "B or C", "I think it is probably B because …", a letter with some
 other option's text, a letter beyond the question's options, or an empty
 reply do not. A clean first line followed by an explanation counts when the
 explanation states no other letter ("C. Tokyo\n\nThe correct answer is C");
-"C. 56\n\nThe answer is D. 64" contradicts itself and does not. Scanning prose for the first capital letter would credit a
-model for the "A" of "A good question"; an unparsed reply is scored wrong and
+"C. 56\n\nThe answer is D. 64" contradicts itself and does not. Scanning
+prose for the first capital letter would credit a model for the "A" of "A
+good question"; an unparsed reply is scored wrong and
 its rate is reported next to the accuracy, so format failures are visible
 instead of being silently guessed into right or wrong answers.
 """
