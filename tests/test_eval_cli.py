@@ -49,7 +49,7 @@ def test_mmlu_two_models_side_by_side_with_intervals_and_paired_deltas(
     items = rows(out / "items.jsonl")
     assert len(items) == 2 * 20 and {r["model"] for r in items} == {"a", "b"}
     for r in items:
-        assert r["prompt"].startswith("eval/mmlu@v1#")
+        assert r["prompt"].startswith("eval/mmlu_json@v1#") and r["structured"]
         assert r["scores"]["correct"] == (r["scores"]["answer"] == r["reference"])
         assert r["scores"]["unparsed"] == (r["scores"]["answer"] is None)
     summary = load(out / "summary.json")
@@ -179,7 +179,9 @@ def test_few_shot_examples_come_from_the_dev_rows_never_the_question_itself(
     assert evaluate("mmlu", out, tmp_path / "cache", "--shots", "2", "--shots-data",
                     str(DATA / "mmlu_dev.jsonl"), langs=["hi"]) == 0
     items = rows(out / "items.jsonl")
-    assert {r["prompt"].split("@")[0] for r in items} == {"eval/mmlu_fewshot"}
+    # The simulator enforces schemas, so MMLU goes out as the schema variant.
+    assert {r["prompt"].split("@")[0] for r in items} == {"eval/mmlu_json"}
+    assert all(r["structured"] and r["output"].startswith('{"answer"') for r in items)
     run = load(out / "run.json")
     assert any(s.get("role") == "shots" for s in run["data"])
     # Zero-shot into the same folder would mix two protocols: refused, saying why;
@@ -187,7 +189,7 @@ def test_few_shot_examples_come_from_the_dev_rows_never_the_question_itself(
     assert evaluate("mmlu", out, tmp_path / "cache", langs=["hi"]) == 2
     assert evaluate("mmlu", out, tmp_path / "cache", "--new-generation", langs=["hi"]) == 0
     assert len(rows(out / "generations" / "1" / "items.jsonl")) == len(items)
-    assert {r["prompt"].split("@")[0] for r in rows(out / "items.jsonl")} == {"eval/mmlu"}
+    assert all("Answer: " not in json.dumps(r) for r in rows(out / "items.jsonl"))
 
 
 def test_few_shot_prompt_shows_solved_examples_of_the_same_subject_first() -> None:
@@ -202,7 +204,7 @@ def test_few_shot_prompt_shows_solved_examples_of_the_same_subject_first() -> No
     assert examples.count("Answer: ") == 2 and "惑星" not in examples
     zero = MmluTask().load([read_file(DATA / "mmlu.jsonl")], ["ja"]).items
     loo = MmluTask(shots=3).load([read_file(DATA / "mmlu.jsonl")], ["ja"]).items
-    assert all("examples" not in i.variables for i in zero)
+    assert all(i.variables["examples"] == "" for i in zero)
     for item in loo:  # without dev rows: other test questions, never the item itself
         assert item.variables["question"] not in item.variables["examples"]
 
@@ -294,3 +296,21 @@ def test_report_shows_eval_folders_as_text_and_html(tmp_path: Path,
     assert "mlift eval mmlu" in text and "Δ b−a" in text and "accuracy" in text
     html = page.read_text(encoding="utf-8")
     assert "<h2>Eval: mmlu" in html and "Δ b−a" in html and "<script" not in html
+
+
+def test_schema_variant_only_where_the_endpoint_enforces_schemas(tmp_path: Path) -> None:
+    config = tmp_path / "mlift.toml"
+    config.write_text('[providers.plain]\nkind = "sim"\nstructured_outputs = false\n',
+                      encoding="utf-8")
+    out = tmp_path / "mmlu"
+    assert evaluate("mmlu", out, tmp_path / "cache", "--config", str(config),
+                    models=("json=sim:alpha", "text=plain:beta"), langs=["hi"]) == 0
+    prompts = {(r["model"], r["prompt"].split("@")[0], bool(r["structured"]))
+               for r in rows(out / "items.jsonl")}
+    assert prompts == {("json", "eval/mmlu_json", True), ("text", "eval/mmlu", False)}
+    summary = load(out / "summary.json")
+    cells = summary["groups"][0]["models"]
+    assert (cells["json"]["structured"], cells["text"]["structured"]) == (4, 0)
+    # Both variants are part of the folder's identity, so either joins later.
+    assert set(load(out / "manifest.json")["identity"]["prompts"]) == {"eval/mmlu",
+                                                                       "eval/mmlu_json"}

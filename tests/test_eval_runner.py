@@ -31,6 +31,9 @@ DATA = Path(__file__).resolve().parent.parent / "samples" / "eval"
 class Scripted:
     """Answers each MMLU question by a script keyed on the item id."""
 
+    structured_outputs = False  # a server that enforces no schema: text prompts
+    refunds_unused_tokens = False
+
     def __init__(self, endpoint: Endpoint, script: dict[str, str]) -> None:
         self.endpoint, self.script = endpoint, script
         self.requests: list[Request] = []
@@ -130,20 +133,22 @@ async def test_an_unusable_endpoint_stops_the_run_and_leaves_items_for_later(
 
 
 def test_simulated_eval_answers_depend_on_the_model_and_follow_each_format() -> None:
+    from mlift.prompts import render
     from mlift.sim.answers import answer
 
-    mmlu = load_prompts().get("eval/mmlu")
-    item = hindi_items()[0]
-    from mlift.prompts import render
+    def ask(name: str, variables: dict[str, str], model: str, rate: float = 0.0,
+            schema: str | None = None) -> str:
+        messages = render(load_prompts().get(name), variables)
+        return answer([(m.role, m.content) for m in messages], 0, rate,
+                      route=messages[0].route, schema=schema, model=model)
 
-    system, user = (m.content for m in render(mmlu, item.variables))
-    letters = {answer(system, [("user", user)], 0, 0.0, model=f"m{i}") for i in range(20)}
+    item = hindi_items()[0]
+    letters = {ask("eval/mmlu", dict(item.variables), f"m{i}") for i in range(20)}
     assert letters <= {"A", "B", "C", "D"} and len(letters) > 1
-    assert answer(system, [("user", user)], 0, 1.0, model="m").startswith("[sim]")  # unparsed
-    xlsum = load_prompts().get("eval/xlsum")
+    assert ask("eval/mmlu", dict(item.variables), "m", rate=1.0).startswith("[sim]")
+    schema = json.dumps({"type": "object"})
+    assert json.loads(ask("eval/mmlu", dict(item.variables), "m", 1.0, schema))["answer"] in \
+        "ABCD"  # schema-constrained: always an answer, never prose
     rows = [json.loads(x) for x in (DATA / "xlsum.jsonl").read_text("utf-8").splitlines()]
-    system, user = (m.content for m in render(xlsum, {"article": rows[0]["text"],
-                                                      "lang_name": "Hindi"}))
-    summary = answer(system, [("user", user)], 0, 0.0, model="m")
-    first = rows[0]["text"].split("।")[0]
-    assert summary.startswith("[sim] " + first)
+    summary = ask("eval/xlsum", {"article": rows[0]["text"], "lang_name": "Hindi"}, "m")
+    assert summary.startswith("[sim] " + rows[0]["text"].split("।")[0])

@@ -18,7 +18,7 @@ from mlift.errors import ConfigError
 from mlift.eval.base import TASKS, Loaded, Task, check_found, get_task
 from mlift.eval.data import Rows, read_file, read_hub
 from mlift.eval.estimate import estimate, format_estimate
-from mlift.eval.runner import EvalRun, ModelRef, limit_items
+from mlift.eval.runner import EvalRun, ModelRef, limit_items, prompt_names
 from mlift.eval.store import (
     SUMMARY,
     EvalAnswer,
@@ -181,7 +181,7 @@ def _report_input(loaded: Loaded) -> None:
 async def _run(args: argparse.Namespace, task: Task, loaded: Loaded, items: list[Any],
                models: list[ModelRef], library: Any) -> int:
     factory = EngineFactory.from_args(args)
-    prompts = {p: library.get(p).ref for p in sorted({i.prompt for i in items})}
+    prompts = {p: library.get(p).ref for p in prompt_names(library, items)}
     current = {m.label: m.spec for m in models}
     async with factory.engine() as engine:
         for m in models:
@@ -195,7 +195,7 @@ async def _run(args: argparse.Namespace, task: Task, loaded: Loaded, items: list
         done = done_keys(answers(folder)) if folder is not None else set()
         evalrun = EvalRun(task, items, models, engine, library, done,
                           workers=args.concurrency or 64)
-        est = await estimate(engine, evalrun.requests(), evalrun.templates)
+        est = await estimate(engine, evalrun.requests(), evalrun.template)
         print(format_estimate(est, skipped_done=evalrun.report.skipped_done), file=sys.stderr)
         if folder is None:
             return 0

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from mlift.errors import ConfigError
 from mlift.report import dataset_stats, load_folder, render_html, render_text
-from mlift.report.evals import is_eval_folder, load_eval, render_eval_text
+from mlift.report.agreement import agreement_html, agreement_text, agreements
+from mlift.report.evals import is_eval_folder, load_eval, render_eval_html, render_eval_text
 from mlift.report.stats import TOKEN_MODEL
 
 
@@ -31,11 +32,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    evals = [load_eval(d) for d in args.dirs if is_eval_folder(d)]
-    stats = [dataset_stats(load_folder(d), token_model=args.token_model) for d in args.dirs
-             if not is_eval_folder(d)]
+    evals = [load_eval(d) for d in args.dirs if is_eval_folder(d)]  # mlift eval's score tables
+    dirs = [d for d in args.dirs if not is_eval_folder(d)]
+    stats = [dataset_stats(load_folder(d), token_model=args.token_model) for d in dirs]
+    agreed = agreements(dirs)  # judges vs judges and people, where the folders have them
     if args.html:
-        page = render_html(stats, evals=evals)
+        page = render_html(stats, sections=agreement_html(agreed) + render_eval_html(evals))
         if args.html.is_dir():
             raise ConfigError(f"--html {args.html} is a folder; name the page to write, "
                               f"e.g. {args.html / 'report.html'}")
@@ -48,6 +50,6 @@ def handle(args: argparse.Namespace) -> int:
         print(json.dumps([*(s.to_json() for s in stats), *evals], indent=2, ensure_ascii=False))
     else:
         if stats or not evals:
-            sys.stdout.write(render_text(stats))
+            sys.stdout.write(render_text(stats) + agreement_text(agreed))
         sys.stdout.write(render_eval_text(evals))
     return 0

@@ -62,7 +62,7 @@ class _EndpointState:
         # OpenAI charges prompt + max_tokens when it admits a request and keeps
         # the charge; Anthropic adjusts output tokens to what was used. Refund
         # unused reservations only where the provider does.
-        self.refunds = bool(getattr(provider, "refunds_unused_tokens", False))
+        self.refunds = provider.refunds_unused_tokens
         self.slots = asyncio.Semaphore(endpoint.concurrency or DEFAULT_CONCURRENCY)
         self.timeouts = timeouts
         self.auth_error: AuthError | None = None
@@ -105,6 +105,10 @@ class Engine:
 
     def price(self, target: str) -> Price:
         return self._state(target).price
+
+    def structured_outputs(self, target: str) -> bool:
+        """Whether ``target``'s provider has the server enforce ``Request.output_schema``."""
+        return bool(self._state(target).provider.structured_outputs)
 
     def limiter(self, target: str) -> RateLimiter:
         return self._state(target).limiter

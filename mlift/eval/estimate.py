@@ -12,7 +12,7 @@ from the price table through the engine (:meth:`Engine.price`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,7 @@ class ModelCost:
 
 
 async def estimate(engine: Engine, requests: Iterable[tuple[ModelRef, EvalItem, Request]],
-                   templates: dict[str, PromptTemplate]) -> dict[str, Any]:
+                   template: Callable[[ModelRef, EvalItem], PromptTemplate]) -> dict[str, Any]:
     """Per model and in total: requests, cached, tokens and dollars (expected, low, high)."""
     per: dict[str, ModelCost] = {}
     for model, item, request in requests:
@@ -61,8 +61,8 @@ async def estimate(engine: Engine, requests: Iterable[tuple[ModelRef, EvalItem, 
         price = engine.price(model.spec)
         tokens = count_chat_tokens(request.messages, endpoint.model)
         cell.input_tokens += tokens
-        expected = templates[item.prompt].params.get("expected_output_tokens",
-                                                     request.max_tokens // 4)
+        expected = template(model, item).params.get("expected_output_tokens",
+                                                    request.max_tokens // 4)
         for name, factor in (("expected", 1.0), ("low", LOW), ("high", HIGH)):
             out = min(float(request.max_tokens), float(expected) * factor)
             cell.output_tokens[name] += out

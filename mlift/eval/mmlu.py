@@ -10,7 +10,11 @@ Two public schemas are read, row by row:
 
 ``lang`` is read when present (else ``--data hi=FILE`` / the hub config).
 The reply is parsed strictly (:mod:`mlift.eval.choice`); an unparsed reply
-counts as wrong, and its rate is reported as a metric of its own.
+counts as wrong, and its rate is reported as a metric of its own. Where the
+endpoint enforces JSON Schemas (OpenAI, Anthropic, a profile with
+``structured_outputs = true``) the question goes out as ``eval/mmlu_json``,
+whose schema admits only ``{"answer": "A"|"B"|"C"|"D"}``; elsewhere as
+``eval/mmlu``, which asks for the letter alone.
 
 Few-shot (``shots`` > 0): each question is preceded by ``shots`` solved
 examples in the same language, from the same subject first — taken from the
@@ -29,7 +33,7 @@ from mlift.eval.bootstrap import mean_rows, mean_score
 from mlift.eval.choice import LETTERS, parse_choice
 from mlift.eval.data import Rows
 
-ZERO_SHOT, FEW_SHOT = "eval/mmlu", "eval/mmlu_fewshot"
+PROMPT = "eval/mmlu"
 _GLOBAL = ("question", ("option_a", "option_b", "option_c", "option_d"), "answer", "subject")
 _MMMLU = ("Question", ("A", "B", "C", "D"), "Answer", "Subject")
 
@@ -126,17 +130,15 @@ class MmluTask:
         for q in sorted(pool, key=lambda q: (q.lang, q.subject, q.id)):
             by_lang.setdefault(q.lang, []).append(q)
         for q in questions:
+            examples = self._examples(q, by_lang.get(q.lang, [])) if self.shots else []
+            if len(examples) < self.shots:
+                raise ConfigError(f"mmlu: only {len(examples)} example questions for "
+                                  f"{q.lang}, --shots {self.shots} needs more")
             variables = {"subject": q.subject.replace("_", " "), "question": q.question,
-                         "choices": format_choices(q.options)}
-            if self.shots:
-                examples = self._examples(q, by_lang.get(q.lang, []))
-                if len(examples) < self.shots:
-                    raise ConfigError(f"mmlu: only {len(examples)} example questions for "
-                                      f"{q.lang}, --shots {self.shots} needs more")
-                variables["examples"] = "\n\n".join(_example(e) for e in examples)
+                         "choices": format_choices(q.options),
+                         "examples": "".join(_example(e) + "\n\n" for e in examples)}
             out.items.append(EvalItem(lang=q.lang, id=q.id, variables=variables,
-                                      reference=q.answer, options=q.options,
-                                      prompt=FEW_SHOT if self.shots else ZERO_SHOT,
+                                      reference=q.answer, options=q.options, prompt=PROMPT,
                                       source=q.source))
         return out
 
@@ -159,4 +161,5 @@ class MmluTask:
                 Metric("unparsed", mean_rows(unparsed), mean_score)]
 
     def signatures(self) -> dict[str, str]:
-        return {"accuracy": f"strict letter parse|shots:{self.shots}|unparsed counts wrong"}
+        return {"accuracy": f"strict letter parse|shots:{self.shots}|unparsed counts wrong|"
+                            "JSON schema where the endpoint enforces one"}

@@ -59,13 +59,26 @@ def limit_items(items: Sequence[EvalItem], limit: int | None) -> list[EvalItem]:
     return out
 
 
+STRUCTURED_SUFFIX = "_json"
+"""``eval/mmlu_json`` is ``eval/mmlu`` for endpoints that enforce its JSON Schema."""
+
+
+def prompt_names(library: PromptLibrary, items: Sequence[EvalItem]) -> list[str]:
+    """Every prompt the items may be sent with: each one and its schema variant, if any."""
+    names = {i.prompt for i in items}
+    names |= {n + STRUCTURED_SUFFIX for n in names
+              if any(t.id == n + STRUCTURED_SUFFIX for t in library)}
+    return sorted(names)
+
+
 def build_request(template: PromptTemplate, item: EvalItem, model: ModelRef,
                   task: str) -> Request:
     params = template.params
     return Request(target=model.spec, messages=render(template, item.variables),
                    max_tokens=int(params.get("max_tokens", 512)),
                    temperature=float(params.get("temperature", 0.0)),
-                   prompt=template.ref, stage=task, item_id=item.key)
+                   prompt=template.ref, stage=task, item_id=item.key,
+                   output_schema=template.output_schema)
 
 
 class EvalRun:
@@ -77,7 +90,9 @@ class EvalRun:
         """``done``: (model label, item key) already answered in the folder, skipped."""
         self.task, self.items, self.models = task, list(items), list(models)
         self.engine, self.workers = engine, workers
-        self.templates = {p: library.get(p) for p in sorted({i.prompt for i in self.items})}
+        self.templates = {p: library.get(p) for p in prompt_names(library, self.items)}
+        # Per model: send the schema variant of a prompt where the endpoint enforces it.
+        self._structured = {m.label: engine.structured_outputs(m.spec) for m in self.models}
         self.report = RunReport()
         self.pending = [(m, i) for m in self.models for i in self.items
                         if (m.label, i.key) not in done]
@@ -89,9 +104,16 @@ class EvalRun:
     def emitted(self) -> int:
         return self.run.emitted if self.run is not None else 0
 
+    def template(self, model: ModelRef, item: EvalItem) -> PromptTemplate:
+        """The prompt ``item`` goes to ``model`` with."""
+        variant = item.prompt + STRUCTURED_SUFFIX
+        if self._structured[model.label] and variant in self.templates:
+            return self.templates[variant]
+        return self.templates[item.prompt]
+
     def requests(self) -> Iterator[tuple[ModelRef, EvalItem, Request]]:
         for model, item in self.pending:
-            yield model, item, build_request(self.templates[item.prompt], item, model,
+            yield model, item, build_request(self.template(model, item), item, model,
                                              self.task.name)
 
     async def execute(self, run: Run) -> RunReport:
@@ -103,7 +125,7 @@ class EvalRun:
 
     async def _work(self, job: tuple[ModelRef, EvalItem]) -> Sequence[RecordBase]:
         model, item = job
-        request = build_request(self.templates[item.prompt], item, model, self.task.name)
+        request = build_request(self.template(model, item), item, model, self.task.name)
         where: dict[str, Any] = {"key": item.key, "id": item.id, "lang": item.lang,
                  "direction": item.direction, "model": model.label, "spec": model.spec,
                  "prompt": request.prompt, "source": dict(item.source)}
@@ -121,7 +143,7 @@ class EvalRun:
                    "output_tokens": done.usage.output_tokens,
                    "cost_usd": round(done.cost_usd, 10), "cached": done.cached,
                    "latency_s": round(done.latency_s, 4)},
-            model_reported=done.model, **where)]
+            model_reported=done.model, structured=done.structured, **where)]
 
     def _count(self, record: RecordBase) -> None:
         if isinstance(record, EvalAnswer):

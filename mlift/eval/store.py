@@ -54,6 +54,7 @@ class EvalAnswer(RecordBase):
     prompt: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     model_reported: str | None = None
+    structured: bool | None = None
     source: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

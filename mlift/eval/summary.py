@@ -59,6 +59,7 @@ def summarize(task: Task, records: Sequence[EvalAnswer], failures: Sequence[Eval
             per_model[label] = {
                 "answered": len(got), "missing": len(keys) - len(got),
                 "truncated": sum(r.finish_reason == "length" for _, r in got),
+                "structured": sum(bool(r.structured) for _, r in got),
                 "cost_usd": round(sum(r.cost_usd for _, r in got), 8),
                 "metrics": {m.name: interval(m.stats, m.score, seed=seed,
                                              resamples=resamples).to_json() for m in metrics}}

@@ -10,11 +10,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
-from typing import Any
 
 from mlift import __version__
 from mlift.report import plots
-from mlift.report.evals import render_eval_html
 from mlift.report.stats import DatasetStats
 from mlift.report.table import reject_pairs, summary_rows
 
@@ -92,14 +90,15 @@ def _dataset_section(s: DatasetStats) -> str:
 
 
 def render_html(stats: Sequence[DatasetStats], *, title: str = "mlift dataset report",
-                evals: Sequence[dict[str, Any]] = ()) -> str:
+                sections: str = "") -> str:
     """The whole page. Needs matplotlib (raises ConfigError naming the install if missing).
 
-    ``evals`` are eval folders' summaries (:mod:`mlift.report.evals`), shown after the
-    datasets; a page of evals alone has no plots and needs no matplotlib.
+    ``sections``: more HTML for the end of the page (the agreement section, eval folders'
+    score tables), already escaped. A page of sections alone (no dataset folder) has no
+    plots and needs no matplotlib.
     """
     if not stats:
-        return _page(title, render_eval_html(evals))
+        return _page(title, sections)
     plots.require_matplotlib()
     names = [s.name for s in stats]
     head = "".join(f"<th>{escape(n)}</th>" for n in names)
@@ -124,7 +123,7 @@ escape(tok)}; distinct-n counts distinct word n-grams over all n-grams of the in
 <h2>Plots</h2>
 <div class="plots">{"".join(figures)}</div>
 {"".join(_dataset_section(s) for s in stats)}
-{render_eval_html(evals)}""")
+{sections}""")
 
 
 def _page(title: str, body: str) -> str:
