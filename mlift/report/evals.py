@@ -66,6 +66,10 @@ def _header(s: dict[str, Any]) -> list[str]:
 def _caption(s: dict[str, Any]) -> str:
     b = s["bootstrap"]
     state = "" if s.get("complete", True) else " INCOMPLETE: some items have no answer yet."
+    small = min((m["answered"] for g in s["groups"] for m in g["models"].values()), default=0)
+    if small < 30:
+        state += (f" Some groups have {small} item{'s' if small != 1 else ''}: with under 30, "
+                  "bootstrap intervals are too narrow to trust.")
     return (f"Scores ×100 with {b['level']:.0%} bootstrap intervals ({b['resamples']} "
             f"resamples, seed {b['seed']}); Δ rows: paired bootstrap against "
             f"{s['baseline']} on the items both answered.{state}")
