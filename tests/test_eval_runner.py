@@ -152,3 +152,24 @@ def test_simulated_eval_answers_depend_on_the_model_and_follow_each_format() -> 
     rows = [json.loads(x) for x in (DATA / "xlsum.jsonl").read_text("utf-8").splitlines()]
     summary = ask("eval/xlsum", {"article": rows[0]["text"], "lang_name": "Hindi"}, "m")
     assert summary.startswith("[sim] " + rows[0]["text"].split("।")[0])
+
+
+async def test_a_translation_may_only_be_as_long_as_its_source_allows(tmp_path: Path) -> None:
+    from mlift.tokens import count_tokens
+
+    task = get_task("flores", metrics=["chrf++"])
+    items = task.load([read_file(DATA / "flores.jsonl")], ["hi"]).items
+    engine, provider = engine_with({})
+    folder = open_folder(tmp_path / "out", {"task": "flores"}, {"m": "fake:m"})
+    async with engine:
+        evalrun = EvalRun(task, items, [ModelRef("m", "fake:m")], engine, load_prompts(),
+                          set(), workers=2)
+        async with Run(folder, engine, files=(EvalAnswer, EvalFailure)) as run:
+            await evalrun.execute(run)
+    cap = load_prompts().get("eval/flores").params["max_tokens"]
+    by_key = {i.key: i for i in items}
+    assert len(provider.requests) == 10
+    for request in provider.requests:
+        source = by_key[request.item_id or ""].budget_source
+        # A looping model stops near what a translation can need, not at the cap.
+        assert request.max_tokens == min(cap, int(6 * count_tokens(source, "m")) + 64) < cap

@@ -30,6 +30,10 @@ class EvalItem:
     options: tuple[str, ...] = ()
     source: Mapping[str, Any] = field(default_factory=dict)
     prompt: str = ""  # the prompt id this item is rendered with
+    # A translation's source text: its answer's max_tokens is sized from it
+    # (a looping model stops near the length a translation can have, not at
+    # the prompt's cap).
+    budget_source: str = ""
 
     @property
     def key(self) -> str:

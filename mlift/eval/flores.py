@@ -106,7 +106,7 @@ class FloresTask:
                     s, t = get_language(src), get_language(tgt)
                     out.items.append(EvalItem(
                         lang=lang, id=item_id, direction=f"{src}-{tgt}", reference=ref,
-                        prompt=PROMPT, source=where,
+                        prompt=PROMPT, source=where, budget_source=text,
                         variables={"text": text, "source_lang": s.code, "target_lang": t.code,
                                    "source_name": s.name, "target_name": t.name}))
         return out

@@ -22,6 +22,7 @@ from mlift.engine.core import Engine
 from mlift.errors import EndpointUnusable, ProviderError
 from mlift.eval.base import EvalItem, Task
 from mlift.eval.store import EvalAnswer, EvalFailure
+from mlift.pipeline.stages import BACK_BUDGET, translation_budget
 from mlift.prompts import PromptLibrary, PromptTemplate, render
 from mlift.records import RecordBase
 from mlift.runfolder import Run
@@ -71,11 +72,16 @@ def prompt_names(library: PromptLibrary, items: Sequence[EvalItem]) -> list[str]
     return sorted(names)
 
 
-def build_request(template: PromptTemplate, item: EvalItem, model: ModelRef,
-                  task: str) -> Request:
+def build_request(template: PromptTemplate, item: EvalItem, model: ModelRef, task: str,
+                  tokenizer_model: str = "") -> Request:
+    """The request for ``item``; ``tokenizer_model`` sizes a translation's ``max_tokens``."""
     params = template.params
+    max_tokens = int(params.get("max_tokens", 512))
+    if item.budget_source:
+        max_tokens = translation_budget(template, item.budget_source, tokenizer_model,
+                                        BACK_BUDGET)
     return Request(target=model.spec, messages=render(template, item.variables),
-                   max_tokens=int(params.get("max_tokens", 512)),
+                   max_tokens=max_tokens,
                    temperature=float(params.get("temperature", 0.0)),
                    prompt=template.ref, stage=task, item_id=item.key,
                    output_schema=template.output_schema)
@@ -113,8 +119,11 @@ class EvalRun:
 
     def requests(self) -> Iterator[tuple[ModelRef, EvalItem, Request]]:
         for model, item in self.pending:
-            yield model, item, build_request(self.template(model, item), item, model,
-                                             self.task.name)
+            yield model, item, self._request(model, item)
+
+    def _request(self, model: ModelRef, item: EvalItem) -> Request:
+        return build_request(self.template(model, item), item, model, self.task.name,
+                             self.engine.endpoint(model.spec).model)
 
     async def execute(self, run: Run) -> RunReport:
         """Send every pending request inside ``run`` (an entered :class:`Run`)."""
@@ -125,7 +134,7 @@ class EvalRun:
 
     async def _work(self, job: tuple[ModelRef, EvalItem]) -> Sequence[RecordBase]:
         model, item = job
-        request = build_request(self.template(model, item), item, model, self.task.name)
+        request = self._request(model, item)
         where: dict[str, Any] = {"key": item.key, "id": item.id, "lang": item.lang,
                  "direction": item.direction, "model": model.label, "spec": model.spec,
                  "prompt": request.prompt, "source": dict(item.source)}
