@@ -184,8 +184,9 @@ class Engine:
         return self._target(target).primary.price
 
     def structured_outputs(self, target: str) -> bool:
-        """Whether ``target``'s provider has the server enforce ``Request.output_schema``."""
-        return bool(self._state(target).provider.structured_outputs)
+        """Whether ``target``'s provider has the server enforce ``Request.output_schema``
+        (for several endpoints: every one of them)."""
+        return all(m.provider.structured_outputs for m in self._target(target).members)
 
     def limiter(self, target: str) -> RateLimiter:
         return self._target(target).primary.limiter
