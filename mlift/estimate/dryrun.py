@@ -9,59 +9,63 @@ estimate with it. For each request:
 1. **Cache.** A request whose text is fully known is looked up in the real
    response cache under the engine's own :func:`~mlift.engine.cache.cache_key`.
    A hit is exact: it costs $0 and its real text flows on to the next stage.
-2. **Book.** Otherwise the request goes into the :class:`~mlift.estimate.ledger.Ledger`:
-   one request, its input tokens counted with the model's tokenizer, its answer's
-   tokens predicted from the priors (:mod:`mlift.estimate.priors`), each term
-   tagged with the factors it scales with.
-3. **Stand in.** It answers with a *stand-in*: a short marker word the stages'
+2. **Book.** Otherwise its cost is booked: one request, its input tokens counted
+   with the model's tokenizer, its answer's tokens predicted from the priors
+   (:mod:`mlift.estimate.priors`), each term tagged with the factors it scales
+   with (:mod:`mlift.estimate.ledger`).
+3. **Stand in.** It answers with a *stand-in*: a marker word the stages'
    validators accept — an English word for a translation into English or an
-   instruction (with ``<<CONTEXT>>`` where the prompt asks for it), a verdict
-   with the top score (so the back translation is reached; its costs are then
-   gated by the pass rate), a word in the item's script for the back
-   translation. Later requests of the item that carry a stand-in count its
-   *predicted* length, with its factors, instead of the marker's.
+   instruction (with ``<<CONTEXT>>`` where the prompt asks for it), a verdict,
+   a word in the item's script for the back translation. Later requests of the
+   item that carry a stand-in count its *predicted* length, with its factors,
+   instead of the marker's. Markers are derived from the request they answer,
+   so the same request always gets the same stand-in.
 
-Judge re-asks come out of the stage itself: a judge call that is not cached
-first gets an unparseable stand-in, the stage builds its re-ask exactly as in
-a run, and that re-ask is booked under the re-ask rate and answered with a
-verdict. A predicted answer longer than the request's ``max_tokens`` comes back
+**Verdicts.** Whether the judge passes a pair decides what the pipeline does
+next, so an item whose verdict had to be predicted is taken through the stages
+twice (:meth:`DryRunEngine.item`): once with a passing verdict and once with a
+failing one. What both outcomes send is booked once; what only the passing
+one sends (the back translation) scales with the pass rate, what only the
+failing one sends with one minus it. **Re-asks** come out of the stage itself:
+a judge call that is not cached first gets an unreadable stand-in, the stage
+builds its re-ask exactly as in a run, and that re-ask scales with the re-ask
+rate. A predicted answer longer than the request's ``max_tokens`` comes back
 cut (``finish_reason="length"``), so the stage rejects the item as the run
 would. Nothing here opens a connection: the engine has no provider.
 """
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TypeVar
 
 from mlift.engine.cache import ResponseCache, cache_key
 from mlift.estimate.ledger import Ledger
-from mlift.estimate.priors import (
-    STAGE_FACTOR,
-    density,
-    english_chars_per_token,
-    expected_output,
-)
+from mlift.estimate.priors import STAGE_FACTOR, density, english_chars_per_token, expected_output
 from mlift.langs import Language, get_language, script_of
+from mlift.pipeline import stages
 from mlift.pipeline.runner import context_text
 from mlift.pipeline.sources import Record
-from mlift.pipeline.stages import MAX_REASKS
 from mlift.pipeline.validate import CONTEXT_PLACEHOLDER
-from mlift.pipeline.verdict import SCORE_MAX
+from mlift.pipeline.verdict import SCORE_MAX, SCORE_MIN
 from mlift.prices import Price, PriceTable
 from mlift.prompts import PromptLibrary, PromptTemplate
 from mlift.providers.base import Endpoint
 from mlift.tokens import count_chat_tokens, count_tokens, warm_up
 from mlift.types import Completion, Message, Request, Usage
 
+T = TypeVar("T")
 Resolver = Callable[[str], Endpoint]
 # (factor, predicted, actual): what a cached answer says about a prior (see pilot.py).
 Observer = Callable[[str, float, float], None]
+Entry = tuple[str, float, tuple[str, ...]]  # (quantity, amount, factors) of one request
 TRANSLATIONS_TO_EN = ("to_en", "to_en_context")
+PASS, FAIL = "pass", "fail"
 _ASCII = "abcdefghijklmnopqrstuvwxyz"
 
 
@@ -76,13 +80,30 @@ class StandIn:
 
 
 @dataclass(slots=True)
+class _Answer:
+    """One distinct request of an item: its answer and what it was booked at."""
+
+    request: Request
+    completion: Completion
+    entries: list[Entry]
+    hit: bool = False
+    verdict: bool = False        # a passing stand-in verdict (the fork point)
+
+
+@dataclass(slots=True)
 class _Item:
     record: Record
     lang: Language
-    stand_ins: list[StandIn] = field(default_factory=list)
-    instruction: str | StandIn | None = None  # the latest instruct answer
-    gates: tuple[str, ...] = ()               # factors every later request scales with
-    unparsed: set[str] = field(default_factory=set)  # markers of unparseable verdicts
+    branch: str = PASS
+    answers: dict[str, dict[str, _Answer]] = field(
+        default_factory=lambda: {PASS: {}, FAIL: {}})     # branch → cache key → answer
+    stand_ins: dict[str, StandIn] = field(default_factory=dict)
+    unparsed: set[str] = field(default_factory=set)      # markers of unreadable verdicts
+    instruction: str | StandIn | None = None             # the latest instruct answer
+
+    @property
+    def forked(self) -> bool:
+        return any(a.verdict for a in self.answers[PASS].values())
 
 
 @lru_cache(maxsize=64)
@@ -97,12 +118,19 @@ def script_letters(script: str) -> str:
     return "bcdfghklmn"
 
 
+def marker(key: str, alphabet: str = _ASCII) -> str:
+    """A word no text contains, fixed by the request it answers."""
+    n = int(hashlib.sha256(key.encode()).hexdigest()[:12], 16)
+    digits = "".join(alphabet[(n // len(alphabet) ** i) % len(alphabet)] for i in range(8))
+    return f"zqx{digits}xqz" if alphabet is _ASCII else alphabet[0] * 2 + digits
+
+
 class DryRunEngine:
     """``endpoint`` and ``complete`` as :class:`~mlift.engine.core.Engine` has them; sends nothing.
 
-    Register each item with :meth:`item` while its stages run; ``ledger`` holds
-    what was booked. ``observe`` (for ``--pilot``) is told, for every cached
-    answer, what its prior predicted and what the answer was.
+    Take each item through the stages with :meth:`item`; ``ledger`` holds what
+    was booked. ``observe`` (for ``--pilot``) is told, for every cached answer,
+    what its prior predicted and what the answer was.
     """
 
     def __init__(self, resolve: Resolver, library: PromptLibrary, cache: ResponseCache | None,
@@ -115,7 +143,6 @@ class DryRunEngine:
         self.prices: dict[str, Price] = {}
         self._templates = {t.ref: t for t in library}
         self._items: dict[str, _Item] = {}
-        self._serial = itertools.count()
 
     # -- the engine's interface ------------------------------------------------
 
@@ -135,39 +162,90 @@ class DryRunEngine:
         if item is None:
             raise RuntimeError(f"dry run: request for item {request.item_id!r} outside "
                                f"DryRunEngine.item()")
-        present = [s for s in item.stand_ins
-                   if any(s.marker in m.content for m in request.messages)]
+        key = cache_key(request, ep)
+        mine = item.answers[item.branch]
+        if key in mine:  # asked again within the item: the run finds its own answer cached
+            return mine[key].completion
+        if item.branch == FAIL and key in item.answers[PASS]:
+            # Up to the verdict both outcomes send the same requests: book them once.
+            first = item.answers[PASS][key]
+            done = self._failing(first.completion) if first.verdict else first.completion
+            mine[key] = _Answer(request, done, first.entries, first.hit)
+            return done
+        present = [s for m in self._markers(item, request) if (s := item.stand_ins.get(m))]
         if not present and self.cache is not None:
-            hit = await self.cache.get(cache_key(request, ep))
+            hit = await self.cache.get(key)
             if hit is not None:
-                self.ledger.hit(request.stage, ep.spec)
                 self._observe(request, item, ep, hit)
                 if request.stage == "instruct":
                     item.instruction = hit.text.strip()
+                mine[key] = _Answer(request, hit, [], hit=True)
                 return hit
-        return self._book(request, item, ep, present)
+        answer = self._book(key, request, item, ep, present)
+        mine[key] = answer
+        return answer.completion
 
     # -- items -----------------------------------------------------------------
 
-    @contextmanager
-    def item(self, record: Record) -> Iterator[None]:
-        """While ``record``'s stages run: its requests are booked as one item."""
-        self._items[record.id] = _Item(record, get_language(record.lang or ""))
-        self.ledger.open(record.id)
+    @asynccontextmanager
+    async def item(self, record: Record) -> AsyncIterator[Callable[[Callable[[], Awaitable[T]]],
+                                                                   Awaitable[T]]]:
+        """Book ``record``'s requests as one item; yields ``take(stages)`` to run them.
+
+        ``take`` runs ``stages`` with passing verdicts and, if one had to be
+        predicted, again with failing ones; it returns the passing run's result.
+        """
+        item = self._items[record.id] = _Item(record, get_language(record.lang or ""))
+
+        async def take(run: Callable[[], Awaitable[T]]) -> T:
+            result = await run()
+            if item.forked:
+                item.branch = FAIL
+                await run()
+            return result
+
         try:
-            yield
+            yield take
         finally:
-            self.ledger.close(record.id)
             del self._items[record.id]
+            self._settle(item)
+
+    def _settle(self, item: _Item) -> None:
+        """Into the ledger: what both outcomes sent once, the rest under pass or fail."""
+        led, rid = self.ledger, item.record.id
+        led.open(rid)
+        passing, failing = item.answers[PASS], item.answers[FAIL]
+        forked = item.forked
+        if forked:
+            led.units["pass"] += 1
+        for branch, answers in ((PASS, passing), (FAIL, failing)):
+            for key, a in answers.items():
+                if branch == FAIL and key in passing:
+                    continue
+                gate: tuple[str, ...] = ()
+                if forked and (key not in failing or key not in passing):
+                    gate = (branch,)
+                stage, target = a.request.stage, a.request.target
+                if a.hit:
+                    led.hit(stage, target)
+                for what, amount, factors in a.entries:
+                    led.add(rid, stage, target, what, amount, (*factors, *gate))
+                    if what == "requests" and "reask" in factors:
+                        led.units["reask"] += 1
+        led.close(rid)
 
     # -- booking ---------------------------------------------------------------
 
-    def _book(self, request: Request, item: _Item, ep: Endpoint,
-              present: list[StandIn]) -> Completion:
-        stage, model, led, rid = request.stage, ep.model, self.ledger, item.record.id
-        reask = request.stage == "judge" and any(
+    def _markers(self, item: _Item, request: Request) -> list[str]:
+        return [m for m in item.stand_ins if any(m in msg.content for msg in request.messages)]
+
+    def _book(self, key: str, request: Request, item: _Item, ep: Endpoint,
+              present: list[StandIn]) -> _Answer:
+        stage, model = request.stage, ep.model
+        reask = stage == "judge" and any(
             m.role == "assistant" and m.content in item.unparsed for m in request.messages)
-        gates = (*item.gates, "reask") if reask else item.gates
+        gates = ("reask",) if reask else ()
+        entries: list[Entry] = [("requests", 1.0, gates)]
         # Input: the request as sent, with every stand-in counted at its predicted length.
         stripped = []
         for m in request.messages:
@@ -176,57 +254,53 @@ class DryRunEngine:
                 n = content.count(s.marker)
                 if n:
                     content = content.replace(s.marker, "")
-                    led.add(rid, stage, ep.spec, "input", n * self._tokens(s, item, model),
-                            (*s.factors, *gates))
+                    entries.append(("input", n * self._tokens(s, item, model),
+                                    (*s.factors, *gates)))
             stripped.append(Message(m.role, content))
-        led.add(rid, stage, ep.spec, "requests", 1.0, gates)
-        led.add(rid, stage, ep.spec, "input", count_chat_tokens(stripped, model), gates)
+        entries.append(("input", float(count_chat_tokens(stripped, model)), gates))
         # Output: the prior's prediction, cut at max_tokens as the model would be.
         chars, tokens, factors = self._predict(request, item, model)
         cut = tokens > request.max_tokens
         if cut:
             tokens, factors = float(request.max_tokens), ()
-        led.add(rid, stage, ep.spec, "output", tokens, (*factors, *gates))
-        text = self._stand_in(request, item, chars, factors)
-        return Completion(text=text, finish_reason="length" if cut else "stop",
+        entries.append(("output", tokens, (*factors, *gates)))
+        text, verdict = self._stand_in(key, request, item, chars, factors)
+        done = Completion(text=text, finish_reason="length" if cut else "stop",
                           usage=Usage(0, 0), model=model)
+        return _Answer(request, done, entries, verdict=verdict)
 
-    def _stand_in(self, request: Request, item: _Item, chars: float,
-                  factors: tuple[str, ...]) -> str:
+    def _stand_in(self, key: str, request: Request, item: _Item, chars: float,
+                  factors: tuple[str, ...]) -> tuple[str, bool]:
+        """The stand-in text, and whether it is a passing verdict."""
         stage = request.stage
         placeholders = sum(m.content.count(CONTEXT_PLACEHOLDER)
                            for m in request.messages if m.role != "system")
         if stage == "back":
-            s = self._new(chars, factors, english=False, script=item.lang.scripts[0])
-            return s.marker + f" {CONTEXT_PLACEHOLDER}" * placeholders
-        s = self._new(chars, factors)
-        item.stand_ins.append(s)
+            word = marker(key, script_letters(item.lang.scripts[0]))
+            return word + f" {CONTEXT_PLACEHOLDER}" * placeholders, False
+        s = StandIn(marker(key), chars, factors)
+        item.stand_ins[s.marker] = s
         if stage == "judge":
             first = not any(m.role == "assistant" for m in request.messages)
-            if first and MAX_REASKS > 0:
+            if first and stages.MAX_REASKS > 0:
                 # Unreadable, so the stage builds its real re-ask (booked under the re-ask rate).
                 item.unparsed.add(s.marker)
-                self.ledger.units["reask"] += 1
-                return s.marker
-            if "pass" not in item.gates:
-                item.gates = (*item.gates, "pass")
-                self.ledger.units["pass"] += 1
-            return json.dumps({"reason": s.marker, "score": SCORE_MAX})
+                return s.marker, False
+            return json.dumps({"reason": s.marker, "score": SCORE_MAX}), True
         if stage == "instruct":
             template = self._template(request)
             item.instruction = s
             if template is not None and template.has_context:
-                return f"{s.marker}\n\n{CONTEXT_PLACEHOLDER}"
-            return s.marker
-        return s.marker + f" {CONTEXT_PLACEHOLDER}" * placeholders
+                return f"{s.marker}\n\n{CONTEXT_PLACEHOLDER}", False
+            return s.marker, False
+        return s.marker + f" {CONTEXT_PLACEHOLDER}" * placeholders, False
 
-    def _new(self, chars: float, factors: tuple[str, ...], *, english: bool = True,
-             script: str = "Latin") -> StandIn:
-        n = next(self._serial)
-        alphabet = _ASCII if english else script_letters(script)
-        digits = "".join(alphabet[(n // len(alphabet) ** i) % len(alphabet)] for i in range(6))
-        marker = f"zqx{digits}xqz" if english else alphabet[0] * 2 + digits
-        return StandIn(marker, chars, factors, english)
+    @staticmethod
+    def _failing(verdict: Completion) -> Completion:
+        reason = json.loads(verdict.text)["reason"]
+        return Completion(text=json.dumps({"reason": reason, "score": SCORE_MIN}),
+                          finish_reason=verdict.finish_reason, usage=verdict.usage,
+                          model=verdict.model)
 
     # -- predictions -------------------------------------------------------------
 
@@ -244,8 +318,8 @@ class DryRunEngine:
             if isinstance(text, StandIn):
                 chars_en, factors = text.chars, ("back_out", *text.factors)
             else:
-                chars_en, factors = len((text or "").replace(CONTEXT_PLACEHOLDER, "")), (
-                    "back_out",)
+                chars_en = len((text or "").replace(CONTEXT_PLACEHOLDER, ""))
+                factors = ("back_out",)
             chars = chars_en * density(lang)
             marks = sum(m.content.count(CONTEXT_PLACEHOLDER)
                         for m in request.messages if m.role != "system")
@@ -253,8 +327,7 @@ class DryRunEngine:
                 CONTEXT_PLACEHOLDER, model)
             return chars, tokens, factors
         template = self._template(request)
-        params = template.params if template is not None else {}
-        tokens = float(expected_output(stage, params))
+        tokens = float(expected_output(stage, template.params if template else {}))
         factor = STAGE_FACTOR.get(stage)
         if factor is None:
             self.ledger.notes.add(f"stage {stage!r} has no output prior: {tokens:.0f} tokens "
@@ -277,7 +350,7 @@ class DryRunEngine:
 
     def _observe(self, request: Request, item: _Item, ep: Endpoint, done: Completion) -> None:
         """Tell the observer what the prior would have said of a cached answer."""
-        if self.observe is None:
+        if self.observe is None or item.branch != PASS:
             return
         if request.stage == "judge":
             reask = any(m.role == "assistant" for m in request.messages)

@@ -12,6 +12,7 @@ cache; no run folder is written.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -44,8 +45,8 @@ async def dry_run(options: RunOptions, library: PromptLibrary, engine: DryRunEng
     pipeline = Pipeline(options, engine, library)
     for item in pipeline.items(finished or Finished()):
         if isinstance(item, Record):  # unreadable and unselected records cost nothing
-            with engine.item(item):
-                outcome = await pipeline.process(item)
+            async with engine.item(item) as take:
+                outcome = await take(functools.partial(pipeline.process, item))
             if on_item is not None:
                 on_item(outcome)
     return {**pipeline.selector.counts(), "already_done": pipeline.report.skipped_done}

@@ -96,6 +96,8 @@ def sample(factors: Mapping[str, Factor], units: Mapping[str, int], draws: int =
         share = rng.binomial(n, p) / n if n else p
         share[0] = f.value
         value[name] = share.astype(np.float64)
+    # What only a failing verdict sends scales with the pairs that did not pass.
+    value["fail"] = 1.0 - value["pass"]
     return Draws(value, z, {name: factors[name].spread for name in LENGTHS})
 
 

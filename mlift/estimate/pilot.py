@@ -13,10 +13,11 @@ what the prior predicted for it. Per factor:
   pilot's answers, with a 95 % interval of ± t₀.₉₇₅(n−1) standard errors (so
   three answers give a wide interval, not a confident one); its per-request
   spread is the residuals' standard deviation relative to the mean answer;
-* the pass rate is the Beta posterior (Jeffreys prior) of how many of the
-  pilot's judged pairs reached the back translation, counted from the pilot
-  run's own outputs; the re-ask rate is the Beta posterior of re-asks per
-  judged pair, counted from the cached conversations.
+* the pass rate is the Beta posterior (from the prior's Beta, worth 6 pairs) of
+  how many of the pilot's judged pairs reached the back translation, counted
+  from the pilot run's own outputs; the re-ask rate is the Beta posterior
+  (prior worth 25 verdicts) of re-asks per judged pair, counted from the cached
+  conversations.
 
 Those factors replace the priors for the rest of the input; the pilot's own
 items are then cache hits at $0, in the estimate and in the real run alike.
@@ -95,11 +96,17 @@ def length_factor(what: str, predicted: list[float], actual: list[float],
 
 
 def rate_factor(successes: float, trials: float, what: str, prior: Factor) -> Factor:
-    """The Beta posterior (Jeffreys prior) of ``successes`` in ``trials``; the prior if none."""
-    if trials <= 0:
+    """The Beta posterior of ``successes`` in ``trials`` from the prior's Beta; the prior if none.
+
+    Conjugate: Beta(a + successes, b + failures). The priors are worth a few
+    trials only, so a pilot's counts soon dominate; but 0 re-asks in 2 verdicts
+    stays near the prior's 3 % instead of a flat prior's 17 %.
+    """
+    if trials <= 0 or prior.beta is None:
         return prior
-    return Factor.rate(0.5 + successes, 0.5 + max(0.0, trials - successes),
-                       f"pilot: {successes:.0f} {what} of {trials:.0f}")
+    a, b = prior.beta
+    return Factor.rate(a + successes, b + max(0.0, trials - successes),
+                       f"pilot: {successes:.0f} {what} of {trials:.0f}, with the prior")
 
 
 def passes(finished: Finished, min_score: int) -> tuple[int, int]:

@@ -52,8 +52,8 @@ Per-request predictions (central values), all in the answering model's tokens:
 * **Pass rate at λ** (share of judged pairs that reach the back translation):
   a judge-score prior of 1: 5 %, 2: 8 %, 3: 17 %, 4: 35 %, 5: 35 % — LLM
   judges scoring LLM-written instructions for natural text put most pairs at
-  4–5, a fifth at 3 and a small tail lower — as a Beta prior worth 12 pairs
-  (at λ = 4: 70 %, 95 % in about [43 %, 91 %]).
+  4–5, a fifth at 3 and a small tail lower — as a Beta prior worth 6 pairs
+  (at λ = 4: 70 %, 95 % in about [33 %, 96 %]: judges differ widely).
 * **Latency** (wall time without rate limits): 1.5 s per request plus
   output tokens at 80 tokens/s, with the endpoint's concurrency in flight.
 """
@@ -73,7 +73,7 @@ from mlift.tokens import count_tokens
 DEFAULT_EXPECTED_OUTPUT = {"instruct": 40, "judge": 60}
 OTHER_STAGE_OUTPUT = 100
 JUDGE_SCORE_PRIOR = {1: 0.05, 2: 0.08, 3: 0.17, 4: 0.35, 5: 0.35}
-PASS_PRIOR_STRENGTH = 12.0   # pairs the pass-rate prior is worth
+PASS_PRIOR_STRENGTH = 6.0    # pairs the pass-rate prior is worth
 REASK_PRIOR, REASK_PRIOR_STRENGTH = 0.03, 25.0
 BASE_LATENCY_S = 1.5
 OUTPUT_TOKENS_PER_S = 80.0
