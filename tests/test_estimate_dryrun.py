@@ -23,7 +23,8 @@ from mlift.engine.cache import ResponseCache
 from mlift.estimate.estimator import dry_run, new_engine
 from mlift.estimate.ledger import Ledger
 from mlift.estimate.model import sample, stage_figures
-from mlift.estimate.priors import LENGTHS, RATES, Factor
+from mlift.estimate.pilot import rate_factor
+from mlift.estimate.priors import LENGTHS, RATES, Factor, prior_factors
 from mlift.pipeline import stages
 from mlift.pipeline.runner import RunOptions
 from mlift.pipeline.stages import Models, Stages
@@ -33,6 +34,7 @@ from mlift.prompts import load_prompts
 from mlift.providers.base import Endpoint
 from mlift.sim import SimConfig
 from mlift.tokens import count_tokens
+from mlift.types import Message
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -281,7 +283,7 @@ def test_the_range_from_per_item_variation_shrinks_as_one_over_root_n(n: int) ->
             ledger.open(str(i))
             ledger.add(str(i), "instruct", SIM, "output", 40.0, ("ins",))
             ledger.close(str(i))
-        stages_, total = stage_figures(ledger, sample(known, ledger.units),
+        _, total = stage_figures(ledger, sample(known, ledger.units),
                                        {SIM: Price(input=1.0, output=1.0)})
         return (total.high - total.low) / total.expected
 
@@ -325,3 +327,46 @@ def test_a_resumed_folder_is_estimated_as_the_run_resumes_it(
     est = _estimate(capsys, half, "--cache-dir", cache, "--out", out)
     assert est["items"]["selection"]["already_done"] == 3
     assert est["stages"]["to_en"]["requests"]["expected"] == 3
+
+
+def test_what_only_a_failing_verdict_sends_scales_with_one_minus_the_pass_rate(
+        mixed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        world: Callable[..., list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stage that asks for a repair of every instruction the judge scored low: the
+    estimate learns it by taking each item through a passing and a failing verdict."""
+    judge = Stages.judge
+
+    async def judge_then_repair(self: Stages, item_id: str, instruction_en: str,
+                                response_en: str, trace: Any) -> Verdict:
+        verdict = await judge(self, item_id, instruction_en, response_en, trace)
+        if verdict.score < 4:
+            messages = (Message("system", "Rewrite the request so it fits the answer."),
+                        Message("user", instruction_en))
+            await stages.call_model(self.engine, "repair", self.models.generator,
+                                    self.judge_prompt, messages, item_id, trace)
+        return verdict
+
+    monkeypatch.setattr(Stages, "judge", judge_then_repair)
+    flags = [mixed, "--cache-dir", tmp_path / "cache", *world(bad_verdict_rate=0.0)]
+    est = _estimate(capsys, *flags)
+    run = _run(capsys, tmp_path / "run", *flags)["stages"]
+    repair = est["stages"]["repair"]["requests"]
+    assert repair["expected"] == pytest.approx(16 * (1 - est["pass_rate"]["value"]))
+    assert repair["low"] <= run["repair"]["requests"] <= repair["high"]
+    # Back translations only follow a passing verdict (and the English item needs none).
+    assert est["stages"]["back"]["requests"]["expected"] == pytest.approx(
+        15 * est["pass_rate"]["value"])
+    assert any("'repair' has no output prior" in n for n in est["notes"])
+
+
+def test_a_pilot_s_counts_update_the_prior_beta() -> None:
+    prior = prior_factors(4)["pass"]
+    assert prior.beta is not None
+    few = rate_factor(2, 2, "passed", prior)
+    many = rate_factor(130, 200, "passed", prior)
+    # 2 of 2 barely moves a prior worth 6 pairs; 130 of 200 all but replaces it.
+    assert prior.value < few.value < 0.8
+    assert many.value == pytest.approx((prior.beta[0] + 130) / (sum(prior.beta) + 200))
+    assert many.high - many.low < 0.15 < few.high - few.low
+    # No re-ask among 2 verdicts stays near the prior's 3 %.
+    assert rate_factor(0, 2, "re-asks", prior_factors(4)["reask"]).value < 0.03

@@ -100,6 +100,7 @@ class _Item:
     stand_ins: dict[str, StandIn] = field(default_factory=dict)
     unparsed: set[str] = field(default_factory=set)      # markers of unreadable verdicts
     instruction: str | StandIn | None = None             # the latest instruct answer
+    per_char: dict[str, float] = field(default_factory=dict)  # model → tokens per character
 
     @property
     def forked(self) -> bool:
@@ -342,8 +343,10 @@ class DryRunEngine:
     @staticmethod
     def _per_char(item: _Item, model: str) -> float:
         """``model``'s tokens per character of the item's language, on its own text."""
-        text = item.record.text
-        return count_tokens(text, model) / max(1, len(text))
+        if model not in item.per_char:
+            text = item.record.text
+            item.per_char[model] = count_tokens(text, model) / max(1, len(text))
+        return item.per_char[model]
 
     def _template(self, request: Request) -> PromptTemplate | None:
         return self._templates.get(request.prompt or "")
