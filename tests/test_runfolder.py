@@ -124,8 +124,8 @@ def test_the_summary_says_which_cost_is_which(tmp_path: Path,
     capsys.readouterr()
     run(*inputs, "--out", str(out), "--cache-dir", cache, "--max-cost", "0.004")
     err = capsys.readouterr().err
-    assert "this invocation" in err and "for the run in all" in err
-    assert "--max-cost $0.0040 caps the run's total" in err
+    assert "this invocation" in err and "over all invocations" in err
+    assert "--max-cost $0.0040 caps the total" in err
     assert "not processed yet" in err and "stopped early" in err
     assert "MISMATCH" not in err
 
@@ -262,3 +262,24 @@ def test_report_html_into_a_folder_that_does_not_exist_yet(tmp_path: Path) -> No
     assert main(["report", str(out), "--html", str(page)]) == 0
     assert page.read_text(encoding="utf-8").startswith("<!")
     assert main(["report", str(out), "--html", str(tmp_path / "new")]) == 2
+
+
+def test_run_json_and_each_scored_pair_say_whether_the_schema_was_enforced(
+        tmp_path: Path) -> None:
+    inputs = subset(tmp_path, n=2)
+    out = tmp_path / "on"
+    assert run(*inputs, "--out", str(out), "--no-cache") == 0
+    judged = run_json(out)["funnel"]["judge_structured_output"]
+    assert judged["verdicts"] == judged["through_an_enforced_schema"] > 0
+    assert all(p.structured for p in iter_records(out / "scored.jsonl", ScoredPair))
+    # A profile that says its server cannot enforce schemas: the strict text parse.
+    config = tmp_path / "mlift.toml"
+    config.write_text('[providers.plain]\nkind = "sim"\nstructured_outputs = false\n',
+                      encoding="utf-8")
+    off = tmp_path / "off"
+    assert run(*inputs, "--out", str(off), "--no-cache", "--provider", "plain:default",
+               "--config", str(config)) == 0
+    judged = run_json(off)["funnel"]["judge_structured_output"]
+    assert judged["through_an_enforced_schema"] == 0
+    assert judged["by_strict_text_parse"] == judged["verdicts"] > 0
+    assert not any(p.structured for p in iter_records(off / "scored.jsonl", ScoredPair))

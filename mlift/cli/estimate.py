@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=handle)
 
 
-def _resolver(args: argparse.Namespace) -> Callable[[str], Endpoint]:
+def resolver(args: argparse.Namespace) -> Callable[[str], Endpoint]:
     """Endpoints as ``mlift run`` resolves them, without needing a key (nothing is sent)."""
     config = load_config(args.config)
     price = Price.parse(args.price) if args.price else None
@@ -111,7 +111,7 @@ def _finished(out: Path | None) -> Finished | None:
 
 async def _estimate(args: argparse.Namespace, options: RunOptions,
                     library: PromptLibrary) -> dict[str, Any]:
-    resolve = _resolver(args)
+    resolve = resolver(args)
     finished = _finished(args.out)
     pilot = factors = latency = None
     if args.pilot:

@@ -56,6 +56,7 @@ from mlift.pipeline.verdict import SCORE_MAX, SCORE_MIN
 from mlift.prices import Price, PriceTable
 from mlift.prompts import PromptLibrary, PromptTemplate
 from mlift.providers.base import Endpoint
+from mlift.providers.registry import create_provider
 from mlift.tokens import count_chat_tokens, count_tokens, warm_up
 from mlift.types import Completion, Message, Request, Usage
 
@@ -119,6 +120,16 @@ def script_letters(script: str) -> str:
     return "bcdfghklmn"
 
 
+async def enforces_schema(endpoint: Endpoint) -> bool:
+    """Whether ``endpoint``'s provider sends ``Request.output_schema`` for the server to
+    enforce (its declared capability; the provider is made and closed, nothing is sent)."""
+    provider = create_provider(endpoint)
+    try:
+        return bool(provider.structured_outputs)
+    finally:
+        await provider.aclose()
+
+
 def marker(key: str, alphabet: str = _ASCII) -> str:
     """A word no text contains, fixed by the request it answers."""
     n = int(hashlib.sha256(key.encode()).hexdigest()[:12], 16)
@@ -144,6 +155,7 @@ class DryRunEngine:
         self.prices: dict[str, Price] = {}
         self._templates = {t.ref: t for t in library}
         self._items: dict[str, _Item] = {}
+        self._enforces: dict[str, bool] = {}  # target → its provider enforces output schemas
 
     # -- the engine's interface ------------------------------------------------
 
@@ -159,6 +171,8 @@ class DryRunEngine:
 
     async def complete(self, request: Request) -> Completion:
         ep = self.endpoint(request.target)
+        if request.target not in self._enforces:
+            self._enforces[request.target] = await enforces_schema(ep)
         item = self._items.get(request.item_id or "")
         if item is None:
             raise RuntimeError(f"dry run: request for item {request.item_id!r} outside "
@@ -283,7 +297,9 @@ class DryRunEngine:
         item.stand_ins[s.marker] = s
         if stage == "judge":
             first = not any(m.role == "assistant" for m in request.messages)
-            if first and stages.MAX_REASKS > 0:
+            # An enforced schema makes every verdict readable: nothing to re-ask.
+            schema = request.output_schema is not None and self._enforces[request.target]
+            if first and stages.MAX_REASKS > 0 and not schema:
                 # Unreadable, so the stage builds its real re-ask (booked under the re-ask rate).
                 item.unparsed.add(s.marker)
                 return s.marker, False

@@ -22,6 +22,7 @@ from mlift.engine.cache import ResponseCache
 from mlift.estimate.dryrun import DryRunEngine, Observer, Resolver
 from mlift.estimate.model import sample, stage_figures, wall_time
 from mlift.estimate.priors import Factor, prior_factors
+from mlift.pipeline.parallel import in_thread
 from mlift.pipeline.runner import Pipeline, RunOptions
 from mlift.pipeline.sources import Record
 from mlift.prices import PriceTable
@@ -43,7 +44,8 @@ async def dry_run(options: RunOptions, library: PromptLibrary, engine: DryRunEng
     were predicted).
     """
     pipeline = Pipeline(options, engine, library)
-    for item in pipeline.items(finished or Finished()):
+    done = finished or Finished()
+    async for item in in_thread(lambda: pipeline.items(done)):
         if isinstance(item, Record):  # unreadable and unselected records cost nothing
             async with engine.item(item) as take:
                 outcome = await take(functools.partial(pipeline.process, item))

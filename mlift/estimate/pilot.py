@@ -26,6 +26,7 @@ The mean latency each endpoint showed replaces the assumed one for the wall time
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import tempfile
@@ -128,8 +129,9 @@ async def run_pilot(factory: EngineFactory, options: RunOptions, library: Prompt
             for spec in {options.models.translator, options.models.generator,
                          options.models.judge}:
                 engine.endpoint(spec)
-            ids = [r.id for r in Pipeline(options, engine, library).items(finished or Finished())
-                   if isinstance(r, Record)]
+            selection = Pipeline(options, engine, library)
+            ids = await asyncio.to_thread(lambda: [
+                r.id for r in selection.items(finished or Finished()) if isinstance(r, Record)])
             chosen = spread(ids, n)
             opts = dataclasses.replace(options, out_dir=folder, only_ids=chosen)
             pipeline = Pipeline(opts, engine, library)

@@ -22,6 +22,7 @@ from typing import Any
 from mlift.engine.core import Engine
 from mlift.errors import InputError
 from mlift.langs import get_language
+from mlift.pipeline.parallel import in_thread, select_stream
 from mlift.pipeline.select import Reject as Selected
 from mlift.pipeline.select import SelectConfig, Selector
 from mlift.pipeline.sources import Record, read_records
@@ -59,6 +60,8 @@ class RunOptions:
     only_ids: frozenset[str] | None = None
     # Start a new generation if the folder holds a run made otherwise (else: refuse).
     new_generation: bool = False
+    # Processes for selection (None: one per core; 1: none, all in this process).
+    select_workers: int | None = None
 
 
 def bad_input_id(error: InputError) -> str:
@@ -149,32 +152,36 @@ class Pipeline:
 
     # -- input ------------------------------------------------------------
 
+    def _records(self) -> Iterator[Record | InputError]:
+        o = self.o
+        for path in o.inputs:
+            yield from read_records(path, fmt=o.fmt, text_field=o.text_field,
+                                    id_field=o.id_field, lang_field=o.lang_field,
+                                    context_fields=o.context_fields, default_lang=o.lang,
+                                    txt_mode=o.txt_mode)
+
     def items(self, finished: Finished) -> Iterator[Record | Selected | InputError]:
-        """Every input record after selection, in input order, minus those ``finished``."""
+        """What to process, in input order, minus what is ``finished`` (blocking: it reads
+        and selects, so run it in a thread)."""
         o = self.o
         wanted = set(o.only_ids) if o.only_ids is not None else None
-        for path in o.inputs:
-            for item in read_records(path, fmt=o.fmt, text_field=o.text_field,
-                                     id_field=o.id_field, lang_field=o.lang_field,
-                                     context_fields=o.context_fields, default_lang=o.lang,
-                                     txt_mode=o.txt_mode):
-                self.report.inputs += 1
-                # Selection sees every record, finished or not, so a resumed run
-                # makes the same dedup decisions as an uninterrupted one.
-                out = item if isinstance(item, InputError) else self.selector.select(item)
-                item_id = (bad_input_id(out) if isinstance(out, InputError) else
-                           out.record.id if isinstance(out, Selected) else out.id)
-                if wanted is not None:
-                    if item_id not in wanted or not isinstance(out, Record):
-                        self.report.inputs -= 1
-                        continue
-                    wanted.discard(item_id)
-                if finished.done(item_id, o.min_score):
-                    self.report.skipped_done += 1
+        # Selection sees every record, finished or not, so a resumed run makes the
+        # same dedup decisions as an uninterrupted one.
+        for out in select_stream(self._records(), self.selector, workers=o.select_workers):
+            self.report.inputs += 1
+            item_id = (bad_input_id(out) if isinstance(out, InputError) else
+                       out.record.id if isinstance(out, Selected) else out.id)
+            if wanted is not None:
+                if item_id not in wanted or not isinstance(out, Record):
+                    self.report.inputs -= 1
                     continue
-                yield out
-                if wanted is not None and not wanted:
-                    return  # every chosen record is on its way
+                wanted.discard(item_id)
+            if finished.done(item_id, o.min_score):
+                self.report.skipped_done += 1
+                continue
+            yield out
+            if wanted is not None and not wanted:
+                return  # every chosen record is on its way
 
     # -- one item -----------------------------------------------------------
 
@@ -223,7 +230,8 @@ class Pipeline:
                 task=drawn.template.task,
                 style=drawn.style.name, length_hint=drawn.length.name,
                 prompts=dict(trace.prompts), models=self._models(), source=source,
-                fields=dict(record.fields), usage=_copy(trace.usage))
+                fields=dict(record.fields), usage=_copy(trace.usage),
+                structured=trace.structured)
             if not kept:
                 return (scored,)
             instruction = await stages.back(record.id, instruction_en, lang,
@@ -275,7 +283,8 @@ class Pipeline:
                        finished=finished) as run:
             self.run_state = run
             try:
-                await run.each(self.items(run.finished), self._work, workers=self.o.workers)
+                await run.each(in_thread(lambda: self.items(run.finished)), self._work,
+                               workers=self.o.workers)
             finally:
                 r.stopped = run.stopped
                 self._finish(run)
@@ -292,7 +301,12 @@ class Pipeline:
                 selection=self.selector.counts(), scored=len(scores),
                 score_histogram={str(s): scores.count(s) for s in range(1, 6)},
                 judge_parse_failures=self.stages.judge_parse_failures,
-                judge_reasks=self.stages.judge_reasks)
+                judge_reasks=self.stages.judge_reasks,
+                judge_structured_output={
+                    "verdicts": self.stages.judge_verdicts,
+                    "through_an_enforced_schema": self.stages.judge_structured,
+                    "by_strict_text_parse":
+                        self.stages.judge_verdicts - self.stages.judge_structured})
 
     def _estimate_vs_actual(self, run: Run) -> dict[str, Any]:
         estimate = self.o.out_dir / "estimate.json"

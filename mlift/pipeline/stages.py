@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mlift.errors import EndpointUnusable, ProviderError
-from mlift.langs import Language, get_language
+from mlift.langs import Language
 from mlift.pipeline import validate
 from mlift.pipeline.verdict import Verdict, VerdictError, parse_verdict, reask_message
 from mlift.prompts import Draw, PromptLibrary, PromptTemplate, render
@@ -27,7 +27,6 @@ MAX_REASKS = 2
 # Anthropic chat models take 128k-200k), and room kept for the prompt itself.
 DEFAULT_CONTEXT_TOKENS = 128_000
 PROMPT_ROOM = 2_000
-ENGLISH = get_language("en")
 
 
 # max_tokens of a translation, as a multiple of the source's tokens (plus slack):
@@ -81,6 +80,8 @@ class Trace:
 
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)
     prompts: dict[str, str] = field(default_factory=dict)
+    # Whether the judge's verdict came through an enforced schema (None: not judged).
+    structured: bool | None = None
 
     def add(self, stage: str, completion: Completion) -> None:
         u = self.usage.setdefault(stage, {"requests": 0, "input_tokens": 0, "output_tokens": 0,
@@ -104,7 +105,7 @@ async def call_model(engine: StageEngine, stage: str, target: str, template: Pro
         target=target, messages=messages,
         max_tokens=max_tokens or int(params.get("max_tokens", 512)),
         temperature=float(params.get("temperature", 0.0)),
-        prompt=template.ref, stage=stage, item_id=item_id)
+        prompt=template.ref, stage=stage, item_id=item_id, output_schema=template.output_schema)
     try:
         completion = await engine.complete(request)
     except EndpointUnusable:
@@ -128,6 +129,9 @@ class Stages:
         self._identify = identify
         self.judge_parse_failures = 0
         self.judge_reasks = 0
+        # Verdicts, and how many of them came through an enforced schema.
+        self.judge_verdicts = 0
+        self.judge_structured = 0
 
     async def _call(self, stage: str, target: str, template: PromptTemplate,
                     messages: tuple[Message, ...], item_id: str, trace: Trace, *,
@@ -190,7 +194,7 @@ class Stages:
                                     trace)
             answers.append(done.text)
             try:
-                return parse_verdict(done.text)
+                verdict = parse_verdict(done.text)
             except VerdictError as exc:
                 error = exc
                 self.judge_parse_failures += 1
@@ -199,6 +203,11 @@ class Stages:
                 self.judge_reasks += 1
                 messages = (*messages, Message("assistant", done.text),
                             Message("user", reask_message(exc, template.output)))
+                continue
+            self.judge_verdicts += 1
+            self.judge_structured += done.structured
+            trace.structured = done.structured
+            return verdict
         raise StageReject("judge", "judge_unparsed",
                           f"no valid verdict after {MAX_REASKS} re-asks: {error}",
                           raw="\n---\n".join(answers))
