@@ -41,17 +41,22 @@ INPUTS = {"samples + edge": ([*SAMPLES, FIXTURES / "edge.jsonl"], ["--max-chars"
           "edge context": ([FIXTURES / "edge_context.jsonl"], ["--context-field", "article"])}
 # Pilot size per input, as a share of its items (8 context records: a pilot of 2).
 PILOT_SHARE = 0.1
-# world → (sim flags, what it is)
-WORLDS: dict[int, tuple[list[str], str]] = {
-    0: ([], "sim seed 0"), 1: ([], "sim seed 1"), 2: ([], "sim seed 2"),
-    3: (["--bad-verdict-rate", "0.15"], "sim seed 3, 15 % verdicts unreadable"),
-    4: (["--verbosity", "2"], "sim seed 4, answers 2x as long"),
+# world → (sim flags, profile settings for mlift, what it is)
+WORLDS: dict[int, tuple[list[str], str, str]] = {
+    0: ([], "", "sim seed 0"), 1: ([], "", "sim seed 1"), 2: ([], "", "sim seed 2"),
+    # Without an enforced schema the judge's free text may not parse: re-asks.
+    3: (["--bad-verdict-rate", "0.15"], "structured_outputs = false",
+        "sim seed 3, no schema, 15 % verdicts unreadable"),
+    4: (["--verbosity", "2"], "", "sim seed 4, answers 2x as long"),
 }
-# Earlier runs whose answers are in the cache: (ids, extra flags).
-WARM = ((("hi-001", "hi-002", "te-003", "ja-004", "es-005", "edge-fr", "edge-hi-long",
-          "edge-en-1", "edge-ctx-hi-sum-001"), []),
-        (("es-010", "es-011", "ja-012", "edge-zh", "edge-ctx-es-title-002"),
-         ["--judge-prompt", "judge/fit_line"]))
+# Earlier runs whose answers are in the cache: (ids, extra flags). The second used
+# another judge prompt, so its translations and instructions are cached, not its verdicts.
+Warm = tuple[tuple[str, ...], list[str]]
+WARM: tuple[Warm, ...] = (
+    (("hi-001", "hi-002", "te-003", "ja-004", "es-005", "edge-fr", "edge-hi-long",
+      "edge-en-1", "edge-ctx-hi-sum-001"), []),
+    (("es-010", "es-011", "ja-012", "edge-zh", "edge-ctx-es-title-002"),
+     ["--judge-prompt", "judge/fit_line"]))
 
 
 @dataclass(slots=True)
@@ -94,11 +99,14 @@ def _subset(ids: tuple[str, ...], out: Path) -> dict[str, Path]:
 
 
 def world(n: int, pilot: int, tmp: Path) -> list[Result]:
-    flags, label = WORLDS[n]
+    flags, profile, label = WORLDS[n]
     results: list[Result] = []
     tmp.mkdir(parents=True, exist_ok=True)
+    config = tmp / "mlift.toml"
+    config.write_text(f"[providers.sim]\n{profile}\n", encoding="utf-8")
     with Sim("--seed", str(n), *flags) as sim:
-        common = ["--base-url", sim.url, "--seed", str(n), "-q"]
+        common: list[str | Path] = ["--base-url", sim.url, "--seed", str(n), "--config",
+                                    config, "-q"]
         warm_cache = tmp / "warm-cache"
         for ids, extra in WARM:
             for name, path in _subset(ids, tmp).items():
