@@ -12,19 +12,18 @@ records (``--context-field article``).
 
 Each *world* is a ``mlift sim serve`` process with its own seed (and, for two
 of them, a judge that often writes no score, or answers twice as long), and
-``--seed`` (the prompt draw) set to the same number. Before estimating, two
-earlier runs leave answers in the world's cache: some items fully answered,
-some answered up to the instruction with another judge prompt. Then, for each
-input and mode (priors only; ``--pilot N``), on its own copy of that cache:
-``mlift estimate --json``, then ``mlift run`` with the same flags, and the
-estimate's total is set against the run's cost.
+``--seed`` (the prompt draw) set to the same number. For each input and
+mode (priors only; ``--pilot N``), against a fresh simulator and cache: two
+earlier runs leave answers in the cache (some items fully answered, some up to
+the instruction with another judge prompt), then ``mlift estimate --json``,
+then ``mlift run`` with the same flags, and the estimate's total is set
+against the run's cost.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,6 +67,7 @@ class Result:
     cached: int
     actual: float
     stages: dict[str, tuple[float, float]]  # stage → (estimated, actual)
+    prompt_cached: int  # input tokens the provider's prompt cache served in the run
 
     @property
     def error(self) -> float:
@@ -99,50 +99,52 @@ def _subset(ids: tuple[str, ...], out: Path) -> dict[str, Path]:
 
 
 def world(n: int, pilot: int, tmp: Path) -> list[Result]:
+    """Every input and mode of world ``n``, each against a fresh simulator (its prompt
+    cache, like a provider's, would otherwise carry over from one mode's run to the next)."""
     flags, profile, label = WORLDS[n]
     results: list[Result] = []
     tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "mlift.toml"
     config.write_text(f"[providers.sim]\n{profile}\n", encoding="utf-8")
-    with Sim("--seed", str(n), *flags) as sim:
-        common: list[str | Path] = ["--base-url", sim.url, "--seed", str(n), "--config",
-                                    config, "-q"]
-        warm_cache = tmp / "warm-cache"
-        for ids, extra in WARM:
-            for name, path in _subset(ids, tmp).items():
-                _mlift("run", path, *INPUTS[name][1], *extra, *common, "--cache-dir",
-                       warm_cache, "--out", tmp / f"warm-{path.stem}")
-        for name, (paths, extra) in INPUTS.items():
-            items = sum(1 for p in paths for _ in p.open(encoding="utf-8"))
-            for mode in ("priors", f"pilot {max(2, min(pilot, round(PILOT_SHARE * items)))}"):
-                work = tmp / f"{name.replace(' ', '-')}-{mode.replace(' ', '')}"
-                shutil.copytree(warm_cache, work / "cache")
-                args = [*paths, *extra, *common, "--cache-dir", work / "cache"]
+    for name, (paths, extra) in INPUTS.items():
+        items = sum(1 for p in paths for _ in p.open(encoding="utf-8"))
+        for mode in ("priors", f"pilot {max(2, min(pilot, round(PILOT_SHARE * items)))}"):
+            work = tmp / f"{name.replace(' ', '-')}-{mode.replace(' ', '')}"
+            work.mkdir()
+            with Sim("--seed", str(n), *flags) as sim:
+                common: list[str | Path] = ["--base-url", sim.url, "--seed", str(n),
+                                            "--config", config, "-q"]
+                cache = work / "cache"
+                for ids, warm_flags in WARM:  # earlier runs that left answers in the cache
+                    for group, path in _subset(ids, work).items():
+                        _mlift("run", path, *INPUTS[group][1], *warm_flags, *common,
+                               "--cache-dir", cache, "--out", work / f"warm-{path.stem}")
+                args = [*paths, *extra, *common, "--cache-dir", cache]
                 pilot_args = ["--pilot", mode.split()[1]] if mode != "priors" else []
                 est = json.loads(_mlift("estimate", *args, *pilot_args, "--json"))
                 _mlift("run", *args, "--out", work / "run")
-                run = json.loads((work / "run" / "run.json").read_text(encoding="utf-8"))
-                acc = run["accounting"]
-                stages = {s: (v["cost_usd"]["expected"],
-                              acc["stages"].get(s, {}).get("cost_usd", 0.0))
-                          for s, v in est["stages"].items()}
-                results.append(Result(label, name, mode, est["total"]["cost_usd"],
-                                      est["total"]["cached_requests"],
-                                      acc["totals"]["cost_usd"], stages))
+            acc = json.loads((work / "run" / "run.json").read_text(encoding="utf-8"))[
+                "accounting"]
+            stages = {s: (v["cost_usd"]["expected"],
+                          acc["stages"].get(s, {}).get("cost_usd", 0.0))
+                      for s, v in est["stages"].items()}
+            results.append(Result(label, name, mode, est["total"]["cost_usd"],
+                                  est["total"]["cached_requests"], acc["totals"]["cost_usd"],
+                                  stages, acc["totals"].get("cached_input_tokens", 0)))
     return results
 
 
 def table(results: list[Result]) -> str:
     head = ("| world | input | mode | estimate: expected [low–high] | actual | error | "
-            "in range | per stage (estimate/actual − 1) |")
-    lines = [head, "| --- | --- | --- | --- | ---: | ---: | --- | --- |"]
+            "in range | per stage (estimate/actual − 1) | prompt-cached input |")
+    lines = [head, "| --- | --- | --- | --- | ---: | ---: | --- | --- | ---: |"]
     for r in results:
         e = r.estimate
         per = ", ".join(f"{s} {est / act - 1:+.0%}" if act else f"{s} —"
                         for s, (est, act) in r.stages.items())
         lines.append(f"| {r.world} | {r.inputs} | {r.mode} | ${e['expected']:.5f} "
                      f"[{e['low']:.5f}–{e['high']:.5f}] | ${r.actual:.5f} | {r.error:+.1%} | "
-                     f"{'yes' if r.in_range else '**no**'} | {per} |")
+                     f"{'yes' if r.in_range else '**no**'} | {per} | {r.prompt_cached:,} |")
     return "\n".join(lines)
 
 
