@@ -16,7 +16,7 @@ what the prior predicted for it. Per factor:
 * the pass rate is the Beta posterior (from the prior's Beta, worth 6 pairs) of
   how many of the pilot's judged pairs reached the back translation, counted
   from the pilot run's own outputs; the re-ask rate is the Beta posterior
-  (prior worth 25 verdicts) of re-asks per judged pair, counted from the cached
+  (prior worth 8 verdicts) of re-asks per judged pair, counted from the cached
   conversations.
 
 Those factors replace the priors for the rest of the input; the pilot's own

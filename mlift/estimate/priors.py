@@ -45,10 +45,12 @@ Per-request predictions (central values), all in the answering model's tokens:
   tokens per character for this model, measured on the item's own source text.
   Factor ``back_out``: mean in [0.7, 1.5], spread 0.25.
 * **Other stages** (a stage the estimator has no prior for): the prompt's
-  ``expected_output_tokens``, else 100 tokens, under factor ``ins``'s spread;
-  the estimate says so in a note.
-* **Judge re-asks**: a verdict that does not parse is asked again once more;
-  rate 3 %, a Beta prior worth 25 calls.
+  ``expected_output_tokens``, else 100 tokens, with no factor; the estimate
+  says so in a note.
+* **Judge re-asks**: a verdict that does not parse is asked again; rate 3 % of
+  judged pairs, a Beta prior worth 8 verdicts (95 % up to ~20 %: a judge that
+  ignores the format is not rare, and a small pilot should be able to say so).
+  None where the endpoint enforces the judge prompt's schema.
 * **Pass rate at λ** (share of judged pairs that reach the back translation):
   a judge-score prior of 1: 5 %, 2: 8 %, 3: 17 %, 4: 35 %, 5: 35 % — LLM
   judges scoring LLM-written instructions for natural text put most pairs at
@@ -74,7 +76,7 @@ DEFAULT_EXPECTED_OUTPUT = {"instruct": 40, "judge": 60}
 OTHER_STAGE_OUTPUT = 100
 JUDGE_SCORE_PRIOR = {1: 0.05, 2: 0.08, 3: 0.17, 4: 0.35, 5: 0.35}
 PASS_PRIOR_STRENGTH = 6.0    # pairs the pass-rate prior is worth
-REASK_PRIOR, REASK_PRIOR_STRENGTH = 0.03, 25.0
+REASK_PRIOR, REASK_PRIOR_STRENGTH = 0.03, 8.0
 BASE_LATENCY_S = 1.5
 OUTPUT_TOKENS_PER_S = 80.0
 DEFAULT_CONCURRENCY = 64
