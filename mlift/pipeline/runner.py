@@ -80,8 +80,9 @@ class _Bad:
 
 
 def bad_input_id(error: InputError) -> str:
-    """Stable id for an unreadable input line (it has no usable id of its own)."""
-    return "bad-" + hashlib.sha256(f"{error.file}:{error.line}".encode()).hexdigest()[:12]
+    """The record's own id when it could be read, else a stable id for the unreadable line."""
+    return error.record_id or "bad-" + hashlib.sha256(
+        f"{error.file}:{error.line}".encode()).hexdigest()[:12]
 
 
 def _source(record: Record) -> dict[str, Any]:
