@@ -57,6 +57,7 @@ def test_nesting_up_to_the_limit_is_read_and_beyond_it_rejected(tmp_path: Path,
     assert [type(i).__name__ for i in items] == ["Record", "InputError", "Record"]
     assert errors(items) == [(2, None, "too_deep")]
     assert "64 levels" in str(items[1])
+    assert items[1].record_id == "deep"  # type: ignore[union-attr]  # parsed, so its id is known
 
 
 @pytest.mark.parametrize("line", [nest(200_000), nest(200_000, "{"),

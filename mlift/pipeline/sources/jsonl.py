@@ -71,13 +71,14 @@ def _parse(b: Builder, line: str, lineno: int) -> dict[str, Any] | InputError:
     # Counting brackets is cheap and bounds the depth from above; only a line with
     # more of them than the limit needs the walk.
     if line.count("[") + line.count("{") > MAX_DEPTH and depth_over(obj, MAX_DEPTH):
-        return _too_deep(b, lineno)
+        return _too_deep(b, lineno, obj)
     return obj
 
 
-def _too_deep(b: Builder, lineno: int) -> InputError:
+def _too_deep(b: Builder, lineno: int, obj: dict[str, Any] | None = None) -> InputError:
+    rid = b.claim_id(obj, lineno) if obj is not None else None
     return b.error(f"arrays and objects nested deeper than {MAX_DEPTH} levels; flatten the "
-                   "record", lineno, None, "too_deep")
+                   "record", lineno, None, "too_deep", rid if isinstance(rid, str) else None)
 
 
 def depth_over(value: Any, limit: int) -> bool:
