@@ -157,7 +157,7 @@ def test_a_rerun_sends_nothing_and_changes_nothing(corpus: Corpus,
     assert code == 0
     assert {n: (out / n).read_bytes() for n in before} == before
     run_json = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    assert run_json["accounting"]["totals"]["requests"] == 0
+    assert run_json["this_invocation"]["accounting"]["totals"]["requests"] == 0
 
 
 def test_a_file_with_a_whole_file_problem_stops_its_run_before_any_request(

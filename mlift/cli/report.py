@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from mlift.errors import ConfigError
 from mlift.report import dataset_stats, load_folder, render_html, render_text
 from mlift.report.stats import TOKEN_MODEL
 
@@ -31,6 +32,10 @@ def handle(args: argparse.Namespace) -> int:
     stats = [dataset_stats(load_folder(d), token_model=args.token_model) for d in args.dirs]
     if args.html:
         page = render_html(stats)
+        if args.html.is_dir():
+            raise ConfigError(f"--html {args.html} is a folder; name the page to write, "
+                              f"e.g. {args.html / 'report.html'}")
+        args.html.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.html.with_name(args.html.name + ".tmp")
         tmp.write_text(page, encoding="utf-8")
         os.replace(tmp, args.html)

@@ -15,7 +15,7 @@ from typing import Any
 
 from mlift.engine.core import Engine
 from mlift.errors import EndpointUnusable, ProviderError
-from mlift.langs import Language, get_language
+from mlift.langs import Language
 from mlift.pipeline import validate
 from mlift.pipeline.verdict import Verdict, VerdictError, parse_verdict, reask_message
 from mlift.prompts import Draw, PromptLibrary, PromptTemplate, render
@@ -27,7 +27,6 @@ MAX_REASKS = 2
 # Anthropic chat models take 128k-200k), and room kept for the prompt itself.
 DEFAULT_CONTEXT_TOKENS = 128_000
 PROMPT_ROOM = 2_000
-ENGLISH = get_language("en")
 
 
 # max_tokens of a translation, as a multiple of the source's tokens (plus slack):
@@ -43,10 +42,17 @@ def translation_budget(template: PromptTemplate, text: str, model: str, factor: 
 
 
 class StageReject(Exception):
-    """This item leaves the pipeline at ``stage`` for reason ``code``."""
+    """This item leaves the pipeline at ``stage`` for reason ``code``.
 
-    def __init__(self, stage: str, code: str, detail: str) -> None:
+    ``raw`` is the model's answer that was refused (kept, bounded, on the reject
+    so a user can see what the model said); ``retry`` marks a failure of the
+    provider rather than of the item, which the next run tries again.
+    """
+
+    def __init__(self, stage: str, code: str, detail: str, *, raw: str | None = None,
+                 retry: bool = False) -> None:
         self.stage, self.code, self.detail = stage, code, detail
+        self.raw, self.retry = raw, retry
         super().__init__(f"{stage}: {code}: {detail}")
 
 
@@ -94,7 +100,8 @@ async def call_model(engine: Engine, stage: str, target: str, template: PromptTe
     except EndpointUnusable:
         raise
     except ProviderError as exc:
-        raise StageReject(stage, f"provider_{type(exc).__name__}", str(exc)) from exc
+        raise StageReject(stage, f"provider_{type(exc).__name__}", str(exc),
+                          retry=True) from exc
     trace.add(stage, completion)
     trace.prompts[stage] = template.ref
     return completion
@@ -134,7 +141,7 @@ class Stages:
                                                         self.models.translator, TO_EN_BUDGET))
         problem = validate.check_output(done.text, done.finish_reason)
         if problem:
-            raise StageReject(stage, *problem)
+            raise StageReject(stage, *problem, raw=done.text)
         return done.text.strip()
 
     def _check_context(self, stage: str, text: str, target: str) -> None:
@@ -159,7 +166,7 @@ class Stages:
             validate.check_instruction(done.text.strip(), response_en,
                                        has_context=context_en is not None)
         if problem:
-            raise StageReject("instruct", *problem)
+            raise StageReject("instruct", *problem, raw=done.text)
         return done.text.strip()
 
     async def judge(self, item_id: str, instruction_en: str, response_en: str,
@@ -167,9 +174,11 @@ class Stages:
         template = self.judge_prompt
         messages = render(template, {"instruction": instruction_en, "response": response_en})
         error: VerdictError | None = None
+        answers: list[str] = []
         for attempt in range(MAX_REASKS + 1):
             done = await self._call("judge", self.models.judge, template, messages, item_id,
                                     trace)
+            answers.append(done.text)
             try:
                 return parse_verdict(done.text)
             except VerdictError as exc:
@@ -181,7 +190,8 @@ class Stages:
                 messages = (*messages, Message("assistant", done.text),
                             Message("user", reask_message(exc, template.output)))
         raise StageReject("judge", "judge_unparsed",
-                          f"no valid verdict after {MAX_REASKS} re-asks: {error}")
+                          f"no valid verdict after {MAX_REASKS} re-asks: {error}",
+                          raw="\n---\n".join(answers))
 
     async def back(self, item_id: str, instruction_en: str, lang: Language,
                    has_context: bool, trace: Trace) -> str:
@@ -198,5 +208,5 @@ class Stages:
             validate.check_back_translation(text, lang, has_context=has_context,
                                             identify=self._identify)
         if problem:
-            raise StageReject("back", *problem)
+            raise StageReject("back", *problem, raw=done.text)
         return text
