@@ -26,7 +26,7 @@ from mlift.errors import InputError
 from mlift.langs import get_language
 from mlift.pipeline.sources import MAX_DEPTH, MAX_RECORD_BYTES, Record
 
-PROPS = settings(deadline=None, max_examples=150,
+PROPS = settings(deadline=None, max_examples=100,
                  suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -12,8 +12,9 @@ below hold for every format:
 - ``text`` and context fields: non-empty strings of valid Unicode; an unpaired
   surrogate escape (``"\\ud800"``, which JSON allows and UTF-8 cannot encode)
   rejects the record, as the text is what the dataset is made of.
-- ``lang``: a string :func:`mlift.langs.get_language` knows (at most 64
-  characters), else the default language.
+- ``lang``: missing or empty takes the default language; otherwise it must be
+  a string (at most 64 characters) that :func:`mlift.langs.get_language`
+  knows, or the record is rejected.
 - other fields are carried to the output, cleaned so that any JSON writer can
   write them: unpaired surrogates in keys and strings become U+FFFD, NaN and
   ±Infinity (JSON extensions Python reads) become ``null``, values JSON has no
