@@ -17,7 +17,7 @@ endif
 
 SAMPLES := samples/hi.jsonl samples/te.jsonl samples/ja.jsonl samples/es.jsonl
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean browser
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP)
 	$(BIN)/ruff check mlift tests $(wildcard benchmarks)
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# Headless Chromium for the review page's browser tests (skipped, saying why, without it).
+browser:
+	bash scripts/setup_browser.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

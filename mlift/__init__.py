@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # values passed between engine, providers and stages
     "Request": "mlift.types", "Message": "mlift.types", "Completion": "mlift.types",
-    "Usage": "mlift.types", "RateLimitInfo": "mlift.types",
+    "Usage": "mlift.types", "RateLimitInfo": "mlift.types", "OutputSchema": "mlift.types",
     # the engine
     "Engine": "mlift.engine.core", "RateLimiter": "mlift.engine.limiter",
     "RetryPolicy": "mlift.engine.retry", "TimeoutPolicy": "mlift.engine.retry",
@@ -68,6 +68,7 @@ __all__ = [
     "Message",
     "MliftError",
     "Models",
+    "OutputSchema",
     "PermanentError",
     "Pipeline",
     "Price",

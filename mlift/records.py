@@ -60,11 +60,17 @@ class RecordBase:
     @classmethod
     def from_json(cls, data: Json) -> Self:
         """The record of one parsed line; ``KeyError(field)`` if a required field is missing."""
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        names = {f.name for f in fields}
         for name in cls.REQUIRED:
             if name not in data:
                 raise KeyError(name)
         known = {k: v for k, v in data.items() if k in names and k != "extra"}
+        for f in fields:  # an optional field without a default (lang) may be absent: None
+            if f.name not in known and f.name != "extra" and \
+                    f.default is dataclasses.MISSING and \
+                    f.default_factory is dataclasses.MISSING:
+                known[f.name] = None
         extra = {k: v for k, v in data.items() if k not in names}
         if "extra" in names:
             known["extra"] = extra
@@ -270,8 +276,9 @@ def iter_records(path: Path, cls: type[R]) -> Iterator[R]:
         except KeyError as exc:
             raise RunFolderError(f"{path}:{lineno}: field {exc.args[0]!r}: missing; "
                                  f"not a {cls.__name__} line") from None
-        except TypeError as exc:
-            raise RunFolderError(f"{path}:{lineno}: not a {cls.__name__} line ({exc})") from None
+        except (TypeError, ValueError) as exc:
+            raise RunFolderError(f"{path}:{lineno}: not a valid {cls.__name__} line ({exc}); "
+                                 "fix or remove that line") from None
 
 
 def repair_torn_tail(path: Path) -> int:

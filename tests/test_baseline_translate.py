@@ -161,7 +161,7 @@ def test_bad_config_fails_before_any_request(tmp_path: Path, flags: tuple[str, .
 
 # ----------------------------------------------- library level, scripted answers
 
-class ScriptedTranslator:
+class ScriptedTranslator(Provider):
     """Answers per item id: a good pseudo-Hindi text, the English back, nothing, or cut off."""
 
     def __init__(self, endpoint: Endpoint, behaviour: dict[str, str]) -> None:

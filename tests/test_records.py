@@ -116,3 +116,10 @@ def test_the_writer_thread_writes_everything_in_order_and_reports_failures(
     broken.put("DatasetRow", DatasetRow(id="a", lang=None, instruction="i", response="r"))
     with pytest.raises(FileNotFoundError):
         broken.close()
+
+
+def test_a_line_without_its_language_reads_as_none(tmp_path: Path) -> None:
+    path = tmp_path / "dataset.jsonl"
+    path.write_text('{"id": "a", "instruction": "i", "response": "r"}\n', encoding="utf-8")
+    (row,) = iter_records(path, DatasetRow)
+    assert row.lang is None and row.instruction == "i"

@@ -124,8 +124,8 @@ def test_the_summary_says_which_cost_is_which(tmp_path: Path,
     capsys.readouterr()
     run(*inputs, "--out", str(out), "--cache-dir", cache, "--max-cost", "0.004")
     err = capsys.readouterr().err
-    assert "this invocation" in err and "for the run in all" in err
-    assert "--max-cost $0.0040 caps the run's total" in err
+    assert "this invocation" in err and "over all invocations" in err
+    assert "--max-cost $0.0040 caps the total" in err
     assert "not processed yet" in err and "stopped early" in err
     assert "MISMATCH" not in err
 

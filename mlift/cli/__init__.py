@@ -18,7 +18,7 @@ from mlift.errors import AuthError, BudgetExceeded, ConfigError, MliftError, Pro
 
 # Sub-command modules, in the order `mlift --help` lists them.
 COMMANDS = ("run", "filter", "estimate", "requests", "baseline", "report", "export",
-            "prompts", "cache", "sim")
+            "review", "judge", "agree", "prompts", "cache", "sim")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 

@@ -42,9 +42,10 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
                    help="send to this server instead (an OpenAI- or Anthropic-compatible API)")
     g.add_argument("--rpm", type=float, help="requests per minute allowed by the provider")
     g.add_argument("--tpm", type=float, help="tokens per minute allowed by the provider")
-    g.add_argument("--transport", choices=["sdk", "aiohttp"],
-                   help="HTTP client for openai-kind providers: the official SDK (default) "
-                        "or mlift's lean aiohttp client (same requests, far less CPU)")
+    g.add_argument("--transport", choices=["auto", "sdk", "aiohttp"],
+                   help="HTTP client: auto (default: mlift's lean aiohttp client, or the "
+                        "official SDK where a profile uses an SDK-only setting such as "
+                        "organization, project or Azure), sdk, or aiohttp")
     g.add_argument("--concurrency", type=int, help="most requests in flight per endpoint "
                    "(default 64)")
     g.add_argument("--max-cost", type=float, metavar="USD",
@@ -249,8 +250,8 @@ def print_summary(command: str, report: RunReport, out_dir: Path,
 
 
 def cost_line(this: float, total: float, max_cost: float | None) -> str:
-    """``cost $X this invocation, $Y for the run (cap $Z)`` — which figure is which, always."""
-    cap = f" (--max-cost {usd(max_cost)} caps the run's total)" if max_cost is not None else ""
+    """``cost $X this invocation, $Y over all invocations`` — which figure is which, always."""
+    cap = f" (--max-cost {usd(max_cost)} caps the total)" if max_cost is not None else ""
     if abs(total - this) < 1e-12:
         return f"cost {usd(this)}{cap}"
-    return f"cost {usd(this)} this invocation, {usd(total)} for the run in all{cap}"
+    return f"cost {usd(this)} this invocation, {usd(total)} over all invocations{cap}"

@@ -62,7 +62,7 @@ class _EndpointState:
         # OpenAI charges prompt + max_tokens when it admits a request and keeps
         # the charge; Anthropic adjusts output tokens to what was used. Refund
         # unused reservations only where the provider does.
-        self.refunds = bool(getattr(provider, "refunds_unused_tokens", False))
+        self.refunds = provider.refunds_unused_tokens
         self.slots = asyncio.Semaphore(endpoint.concurrency or DEFAULT_CONCURRENCY)
         self.timeouts = timeouts
         self.auth_error: AuthError | None = None

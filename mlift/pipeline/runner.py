@@ -22,6 +22,7 @@ from typing import Any
 from mlift.engine.core import Engine
 from mlift.errors import InputError
 from mlift.langs import get_language
+from mlift.pipeline.parallel import in_thread, select_stream
 from mlift.pipeline.select import Reject as Selected
 from mlift.pipeline.select import SelectConfig, Selector
 from mlift.pipeline.sources import Record, read_records
@@ -59,6 +60,8 @@ class RunOptions:
     only_ids: frozenset[str] | None = None
     # Start a new generation if the folder holds a run made otherwise (else: refuse).
     new_generation: bool = False
+    # Processes for selection (None: one per core; 1: none, all in this process).
+    select_workers: int | None = None
 
 
 def bad_input_id(error: InputError) -> str:
@@ -140,31 +143,35 @@ class Pipeline:
 
     # -- input ------------------------------------------------------------
 
+    def _records(self) -> Iterator[Record | InputError]:
+        o = self.o
+        for path in o.inputs:
+            yield from read_records(path, fmt=o.fmt, text_field=o.text_field,
+                                    id_field=o.id_field, lang_field=o.lang_field,
+                                    context_fields=o.context_fields, default_lang=o.lang,
+                                    txt_mode=o.txt_mode)
+
     def _items(self, run: Run) -> Iterator[Record | Selected | InputError]:
+        """What to process, in input order (runs in a thread: it reads and selects)."""
         o, finished = self.o, run.finished
         wanted = set(o.only_ids) if o.only_ids is not None else None
-        for path in o.inputs:
-            for item in read_records(path, fmt=o.fmt, text_field=o.text_field,
-                                     id_field=o.id_field, lang_field=o.lang_field,
-                                     context_fields=o.context_fields, default_lang=o.lang,
-                                     txt_mode=o.txt_mode):
-                self.report.inputs += 1
-                # Selection sees every record, finished or not, so a resumed run
-                # makes the same dedup decisions as an uninterrupted one.
-                out = item if isinstance(item, InputError) else self.selector.select(item)
-                item_id = (bad_input_id(out) if isinstance(out, InputError) else
-                           out.record.id if isinstance(out, Selected) else out.id)
-                if wanted is not None:
-                    if item_id not in wanted or not isinstance(out, Record):
-                        self.report.inputs -= 1
-                        continue
-                    wanted.discard(item_id)
-                if finished.done(item_id, o.min_score):
-                    self.report.skipped_done += 1
+        # Selection sees every record, finished or not, so a resumed run makes the
+        # same dedup decisions as an uninterrupted one.
+        for out in select_stream(self._records(), self.selector, workers=o.select_workers):
+            self.report.inputs += 1
+            item_id = (bad_input_id(out) if isinstance(out, InputError) else
+                       out.record.id if isinstance(out, Selected) else out.id)
+            if wanted is not None:
+                if item_id not in wanted or not isinstance(out, Record):
+                    self.report.inputs -= 1
                     continue
-                yield out
-                if wanted is not None and not wanted:
-                    return  # every chosen record is on its way
+                wanted.discard(item_id)
+            if finished.done(item_id, o.min_score):
+                self.report.skipped_done += 1
+                continue
+            yield out
+            if wanted is not None and not wanted:
+                return  # every chosen record is on its way
 
     # -- one item -----------------------------------------------------------
 
@@ -262,7 +269,8 @@ class Pipeline:
                        finished=finished) as run:
             self.run_state = run
             try:
-                await run.each(self._items(run), self._work, workers=self.o.workers)
+                await run.each(in_thread(lambda: self._items(run)), self._work,
+                               workers=self.o.workers)
             finally:
                 r.stopped = run.stopped
                 self._finish(run)

@@ -94,7 +94,7 @@ async def call_model(engine: Engine, stage: str, target: str, template: PromptTe
         target=target, messages=messages,
         max_tokens=max_tokens or int(params.get("max_tokens", 512)),
         temperature=float(params.get("temperature", 0.0)),
-        prompt=template.ref, stage=stage, item_id=item_id)
+        prompt=template.ref, stage=stage, item_id=item_id, output_schema=template.output_schema)
     try:
         completion = await engine.complete(request)
     except EndpointUnusable:

@@ -154,7 +154,8 @@ class RunFolder:
 
     @property
     def command(self) -> str:
-        return str(self.manifest.get("command", "run"))
+        """The command that made the folder (``run`` when an old folder doesn't say)."""
+        return str(self.manifest.get("command") or "run")
 
     @property
     def identity(self) -> dict[str, Any]:

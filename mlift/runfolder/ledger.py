@@ -97,9 +97,10 @@ class Ledger:
         self.current: Invocation | None = None
         self._writer: JsonlWriter | None = None
 
-    def cost_except(self, number: int | None) -> float:
-        """Dollars spent by every invocation but ``number``."""
-        return sum(inv.cost_usd for n, inv in self.invocations.items() if n != number)
+    def cost_except(self, number: int | None, *, command: str | None = None) -> float:
+        """Dollars spent by every invocation but ``number`` (only ``command``'s, if given)."""
+        return sum(inv.cost_usd for n, inv in self.invocations.items()
+                   if n != number and (command is None or inv.command == command))
 
     @property
     def prior_cost(self) -> float:

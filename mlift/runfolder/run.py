@@ -3,8 +3,8 @@
 ``Run`` owns what each command used to wire itself: the ledger entry (begun,
 checkpointed every few seconds, ended), the writer thread the finished
 records go to, the bounded scheduler the items flow through, the budget stop
-(``--max-cost`` caps the folder's total: the spend of earlier invocations is
-carried into the engine's budget), and ``run.json``::
+(``--max-cost`` caps what the command has spent on the folder: the spend of
+its earlier invocations is carried into the engine's budget), and ``run.json``::
 
     folder = RunFolder.open(out, command="run", identity=identity)
     async with Run(folder, engine, files=(DatasetRow, ScoredPair, Reject)) as run:
@@ -67,8 +67,11 @@ class Run:
         self._writer = ThreadedWriter(files)
         self.invocation = (await asyncio.to_thread(self.ledger.begin, self.command)).number
         if self.engine is not None:
-            # --max-cost caps the folder's total: what earlier invocations spent counts.
-            self.engine.budget.prior = self.ledger.prior_cost
+            # --max-cost caps what this command has spent on the folder over all its
+            # invocations: a resumed run can't spend its cap again (a second judge
+            # has a cap of its own).
+            self.engine.budget.prior = self.ledger.cost_except(self.invocation,
+                                                                command=self.command)
             self._ticker = asyncio.create_task(self._checkpoints())
         return self
 
@@ -149,9 +152,9 @@ class Run:
         return snapshot
 
     def cost(self) -> tuple[float, float]:
-        """(this invocation's dollars, the run's total dollars)."""
+        """(this invocation's dollars, this command's dollars over all its invocations)."""
         now = float(self.accounting().get("totals", {}).get("cost_usd", 0.0))
-        return now, self.ledger.cost_except(self.invocation) + now
+        return now, self.ledger.cost_except(self.invocation, command=self.command) + now
 
     async def summary(self, **parts: Any) -> dict[str, Any]:
         """Write ``run.json``: ``parts`` (config, funnel, …) plus identity, accounting, ledger."""
