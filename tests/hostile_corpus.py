@@ -6,7 +6,7 @@ whole before sending anything. Used by tests/test_hostile_corpus.py; to look
 at the files by hand::
 
     python tests/hostile_corpus.py /tmp/hostile
-    mlift run /tmp/hostile/inputs/* --lang en --out /tmp/hostile-run
+    mlift run /tmp/hostile/inputs/* --lang en --out /tmp/hostile-run --provider sim:default
 
 Good records are English word salad, different enough that deduplication
 keeps them; every id is unique across the corpus (prefixed by its file), so

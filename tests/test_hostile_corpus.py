@@ -26,7 +26,7 @@ from mlift.pipeline.sources import Record
 # Input reject codes that are about one field, so the reject must name it.
 FIELD_CODES = {"missing_field", "bad_type", "empty_text", "bad_text", "missing_lang",
                "unknown_language", "duplicate_id"}
-ENGINE = ["--provider", "sim:default", "--transport", "aiohttp", "-q"]
+ENGINE = ["--provider", "sim:default", "-q"]
 
 
 def mlift(*args: str) -> tuple[int, str]:
