@@ -71,6 +71,8 @@ class Trace:
 
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)
     prompts: dict[str, str] = field(default_factory=dict)
+    # Whether the judge's verdict came through an enforced schema (None: not judged).
+    structured: bool | None = None
 
     def add(self, stage: str, completion: Completion) -> None:
         u = self.usage.setdefault(stage, {"requests": 0, "input_tokens": 0, "output_tokens": 0,
@@ -118,6 +120,9 @@ class Stages:
         self._identify = identify
         self.judge_parse_failures = 0
         self.judge_reasks = 0
+        # Verdicts, and how many of them came through an enforced schema.
+        self.judge_verdicts = 0
+        self.judge_structured = 0
 
     async def _call(self, stage: str, target: str, template: PromptTemplate,
                     messages: tuple[Message, ...], item_id: str, trace: Trace, *,
@@ -180,7 +185,7 @@ class Stages:
                                     trace)
             answers.append(done.text)
             try:
-                return parse_verdict(done.text)
+                verdict = parse_verdict(done.text)
             except VerdictError as exc:
                 error = exc
                 self.judge_parse_failures += 1
@@ -189,6 +194,11 @@ class Stages:
                 self.judge_reasks += 1
                 messages = (*messages, Message("assistant", done.text),
                             Message("user", reask_message(exc, template.output)))
+                continue
+            self.judge_verdicts += 1
+            self.judge_structured += done.structured
+            trace.structured = done.structured
+            return verdict
         raise StageReject("judge", "judge_unparsed",
                           f"no valid verdict after {MAX_REASKS} re-asks: {error}",
                           raw="\n---\n".join(answers))
