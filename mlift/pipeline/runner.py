@@ -64,6 +64,13 @@ class RunOptions:
     select_workers: int | None = None
 
 
+def dataset_names(inputs: Sequence[Path]) -> list[str | None]:
+    """Each input's dataset name for generated ids: its file name (the reader's default),
+    or, where two inputs share a file name, the path as given, so their ids differ."""
+    names = [p.name for p in inputs]
+    return [None if names.count(p.name) == 1 else str(p) for p in inputs]
+
+
 def bad_input_id(error: InputError) -> str:
     """The reject id of an input line: its own id if readable, else one made from file:line."""
     own = getattr(error, "record_id", None)
@@ -144,6 +151,7 @@ class Pipeline:
                              identify=identify.rank if identify is not None else None)
         self.report = RunReport()
         self.run_state: Run | None = None
+        self._opened: tuple[RunFolder, int, Finished] | None = None
 
     @property
     def emitted(self) -> int:
@@ -154,11 +162,12 @@ class Pipeline:
 
     def _records(self) -> Iterator[Record | InputError]:
         o = self.o
-        for path in o.inputs:
+        seen: set[int] = set()  # ids given in any of the inputs
+        for path, dataset in zip(o.inputs, dataset_names(o.inputs), strict=True):
             yield from read_records(path, fmt=o.fmt, text_field=o.text_field,
                                     id_field=o.id_field, lang_field=o.lang_field,
                                     context_fields=o.context_fields, default_lang=o.lang,
-                                    txt_mode=o.txt_mode)
+                                    txt_mode=o.txt_mode, dataset=dataset, seen_ids=seen)
 
     def items(self, finished: Finished) -> Iterator[Record | Selected | InputError]:
         """What to process, in input order, minus what is ``finished`` (blocking: it reads
@@ -269,14 +278,21 @@ class Pipeline:
         retried = folder.retry_failed() if self.o.only_ids is None else 0
         return folder, retried, folder.scan(repair=True)
 
+    async def prepare(self) -> None:
+        """Open the run folder now (a refusal comes before anything else is shown)."""
+        if self._opened is None:
+            m = self.o.models
+            endpoints = {role: endpoint_identity(self.engine.endpoint(spec)) for role, spec in
+                         (("translator", m.translator), ("generator", m.generator),
+                          ("judge", m.judge))}
+            self._opened = await asyncio.to_thread(self.open_folder, endpoints)
+
     async def run(self) -> RunReport:
         if not isinstance(self.engine, Engine):
             raise TypeError("Pipeline.run sends requests: it needs an Engine, not a dry run")
-        m = self.o.models
-        endpoints = {role: endpoint_identity(self.engine.endpoint(spec)) for role, spec in
-                     (("translator", m.translator), ("generator", m.generator),
-                      ("judge", m.judge))}
-        folder, retried, finished = await asyncio.to_thread(self.open_folder, endpoints)
+        await self.prepare()
+        assert self._opened is not None
+        folder, retried, finished = self._opened
         r = self.report
         r.retried = retried
         async with Run(folder, self.engine, files=(DatasetRow, ScoredPair, Reject),
