@@ -197,10 +197,10 @@ class Pipeline:
                 instruction = instruction.replace(CONTEXT_PLACEHOLDER, context)
             problem = contains_original(instruction, record.text)
             if problem:
-                raise StageReject("emit", *problem)
+                raise StageReject("emit", *problem, raw=instruction)
         except StageReject as r:
             reject = {**base, "stage": r.stage, "code": r.code, "detail": r.detail,
-                      "response": record.text, "source": _source(record),
+                      "raw": r.raw, "response": record.text, "source": _source(record),
                       "prompts": trace.prompts, "usage": trace.usage}
             return {"scored": scored, "reject": reject} if scored else {"reject": reject}
         row = {**base, "instruction": instruction, "response": record.text,

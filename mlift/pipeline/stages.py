@@ -42,11 +42,21 @@ def translation_budget(template: PromptTemplate, text: str, model: str, factor: 
     return min(cap, int(factor * count_tokens(text, model)) + BUDGET_SLACK)
 
 
-class StageReject(Exception):
-    """This item leaves the pipeline at ``stage`` for reason ``code``."""
+# How much of a rejected answer a reject record keeps.
+RAW_LIMIT = 2_000
 
-    def __init__(self, stage: str, code: str, detail: str) -> None:
+
+class StageReject(Exception):
+    """This item leaves the pipeline at ``stage`` for reason ``code``.
+
+    ``raw`` is what the model answered when its answer was the problem
+    (bounded to ``RAW_LIMIT`` characters), so a user can see why; None when
+    no answer was the cause (a provider failure, a text too long to send).
+    """
+
+    def __init__(self, stage: str, code: str, detail: str, *, raw: str | None = None) -> None:
         self.stage, self.code, self.detail = stage, code, detail
+        self.raw = raw if raw is None or len(raw) <= RAW_LIMIT else raw[:RAW_LIMIT] + "…"
         super().__init__(f"{stage}: {code}: {detail}")
 
 
@@ -132,10 +142,10 @@ class Stages:
                                 item_id, trace,
                                 max_tokens=self._budget(self.to_en_prompt, text,
                                                         self.models.translator, TO_EN_BUDGET))
-        problem = validate.check_output(done.text, done.finish_reason)
-        if problem:
-            raise StageReject(stage, *problem)
-        return done.text.strip()
+        checked = validate.to_english(done.text, done.finish_reason, text)
+        if checked.problem:
+            raise StageReject(stage, *checked.problem, raw=done.text)
+        return checked.text
 
     def _check_context(self, stage: str, text: str, target: str) -> None:
         """A text the model cannot take in whole is a reject, not a failed request."""
@@ -155,12 +165,12 @@ class Stages:
         done = await self._call("instruct", self.models.generator, template, messages,
                                 item_id, trace)
         trace.prompts["styles"] = draw.styles_ref
-        problem = validate.check_output(done.text, done.finish_reason) or \
-            validate.check_instruction(done.text.strip(), response_en,
-                                       has_context=context_en is not None)
-        if problem:
-            raise StageReject("instruct", *problem)
-        return done.text.strip()
+        checked = validate.instruction(done.text, done.finish_reason, response_en,
+                                       has_context=context_en is not None,
+                                       identify=self._identify)
+        if checked.problem:
+            raise StageReject("instruct", *checked.problem, raw=done.text)
+        return checked.text
 
     async def judge(self, item_id: str, instruction_en: str, response_en: str,
                     trace: Trace) -> Verdict:
@@ -180,8 +190,10 @@ class Stages:
                 self.judge_reasks += 1
                 messages = (*messages, Message("assistant", done.text),
                             Message("user", reask_message(exc, template.output)))
-        raise StageReject("judge", "judge_unparsed",
-                          f"no valid verdict after {MAX_REASKS} re-asks: {error}")
+        cut = " (max_tokens cut the last answer)" if done.finish_reason == "length" else ""
+        raise StageReject("judge", error.code if error else "judge_unparsed",
+                          f"no valid verdict after {MAX_REASKS} re-asks: {error}{cut}",
+                          raw=done.text)
 
     async def back(self, item_id: str, instruction_en: str, lang: Language,
                    has_context: bool, trace: Trace) -> str:
@@ -193,10 +205,8 @@ class Stages:
                                 item_id, trace,
                                 max_tokens=self._budget(self.back_prompt, instruction_en,
                                                         self.models.translator, BACK_BUDGET))
-        text = done.text.strip()
-        problem = validate.check_output(text, done.finish_reason) or \
-            validate.check_back_translation(text, lang, has_context=has_context,
-                                            identify=self._identify)
-        if problem:
-            raise StageReject("back", *problem)
-        return text
+        checked = validate.back_translation(done.text, done.finish_reason, lang,
+                                            has_context=has_context, identify=self._identify)
+        if checked.problem:
+            raise StageReject("back", *checked.problem, raw=done.text)
+        return checked.text

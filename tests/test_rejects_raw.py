@@ -1,0 +1,47 @@
+"""A reject caused by what a model answered keeps that answer, bounded, for the user to see."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mlift.config import load_config, resolve_endpoint
+from mlift.engine.accounting import Accounting
+from mlift.engine.core import Engine
+from mlift.pipeline.runner import Pipeline, RunOptions
+from mlift.pipeline.stages import RAW_LIMIT, Models, StageReject
+from mlift.prompts import load_prompts
+from mlift.providers.base import Endpoint, Provider
+from mlift.providers.sim import SimProvider
+from mlift.sim import SimConfig
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def test_a_long_answer_is_kept_up_to_the_limit() -> None:
+    reject = StageReject("instruct", "repetition", "loops", raw="x" * (3 * RAW_LIMIT))
+    assert reject.raw is not None and len(reject.raw) == RAW_LIMIT + 1  # and an ellipsis
+    assert StageReject("to_en", "too_long_for_model", "no answer").raw is None
+
+
+async def test_every_judge_reject_carries_the_judges_last_answer(tmp_path: Path) -> None:
+    inputs = tmp_path / "es.jsonl"
+    lines = (SAMPLES / "es.jsonl").read_text(encoding="utf-8").splitlines()[:6]
+    inputs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = load_config(None, env={})
+
+    def factory(endpoint: Endpoint) -> Provider:
+        # A judge that never gives a verdict, however often it is asked.
+        return SimProvider(endpoint, sim_config=SimConfig(bad_verdict_rate=1.0))
+
+    engine = Engine(lambda spec: resolve_endpoint(spec, config, env={}),
+                    accounting=Accounting(), provider_factory=factory)
+    options = RunOptions(inputs=(inputs,), out_dir=tmp_path / "run",
+                         models=Models("sim:default", "sim:default", "sim:default"))
+    async with engine:
+        report = await Pipeline(options, engine, load_prompts(None)).run()
+    assert report.balanced and report.rejected == report.inputs == 6
+    rejects = [json.loads(line) for line in
+               (tmp_path / "run" / "rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {(r["stage"], r["code"]) for r in rejects} == {("judge", "judge_unparsed")}
+    assert all(r["raw"].startswith("[sim] I find this pair hard to assess") for r in rejects)
