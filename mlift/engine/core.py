@@ -66,7 +66,8 @@ class _EndpointState:
         self.slots = asyncio.Semaphore(endpoint.concurrency or DEFAULT_CONCURRENCY)
         self.timeouts = timeouts
         self.auth_error: AuthError | None = None
-        # In-flight calls' timeout handles, re-armed when the timeout changes.
+        # In-flight calls by send order: since when each one's timeout counts
+        # (see Engine._waited_their_turn) and its handle, re-armed when that moves.
         self.inflight: dict[int, tuple[float, asyncio.Timeout]] = {}
 
 
@@ -209,6 +210,7 @@ class Engine:
                 raise
             finally:
                 state.inflight.pop(call_id, None)
+        self._waited_their_turn(state, call_id, loop.time())
         latency = loop.time() - start
         if state.refunds:
             used = completion.usage.input_tokens + completion.usage.output_tokens
@@ -216,9 +218,25 @@ class Engine:
         if completion.ratelimit is not None:
             state.limiter.update(completion.ratelimit)
         if state.timeouts.observe(latency):
-            for started, handle in state.inflight.values():
-                handle.reschedule(started + state.timeouts.current_s)
+            for since, handle in state.inflight.values():
+                handle.reschedule(since + state.timeouts.current_s)
         return dataclasses.replace(completion, latency_s=latency)
+
+    @staticmethod
+    def _waited_their_turn(state: _EndpointState, answered: int, now: float) -> None:
+        """An answer came: calls sent after it may only have been queued behind it.
+
+        A local server (llama.cpp, vLLM, Ollama) serves a few requests at a
+        time and queues the rest instead of refusing them; while requests sent
+        earlier keep being answered, a later one is waiting its turn, not
+        hung. So its timeout counts from the latest such answer. A hung call
+        still times out: nothing sent before it is answered any more (answers
+        to calls sent after it do not move its deadline).
+        """
+        for call_id, (since, handle) in state.inflight.items():
+            if call_id > answered and since < now:
+                state.inflight[call_id] = (now, handle)
+                handle.reschedule(now + state.timeouts.current_s)
 
     async def aclose(self) -> None:
         for state in self._shared.values():
