@@ -19,7 +19,7 @@ endif
 
 SAMPLES := samples/hi.jsonl samples/te.jsonl samples/ja.jsonl samples/es.jsonl
 
-.PHONY: demo test test-real lint bench clean
+.PHONY: demo test test-real lint bench clean browser
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test: $(STAMP)
 test-real: $(STAMP)
 	$(BIN)/python scripts/real_server.py run -- \
 		env MLIFT_REAL_REQUIRED=1 $(BIN)/pytest -q -p no:cacheprovider tests/real
+
+# Headless Chromium for the review page's browser tests (skipped, saying why, without it).
+browser:
+	bash scripts/setup_browser.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # values passed between engine, providers and stages
     "Request": "mlift.types", "Message": "mlift.types", "Completion": "mlift.types",
-    "Usage": "mlift.types", "RateLimitInfo": "mlift.types",
+    "Usage": "mlift.types", "RateLimitInfo": "mlift.types", "OutputSchema": "mlift.types",
     # the engine
     "Engine": "mlift.engine.core", "RateLimiter": "mlift.engine.limiter",
     "RetryPolicy": "mlift.engine.retry", "TimeoutPolicy": "mlift.engine.retry",
@@ -32,6 +32,12 @@ _EXPORTS = {
     "Pipeline": "mlift.pipeline.runner", "RunOptions": "mlift.pipeline.runner",
     "Models": "mlift.pipeline.stages", "read_records": "mlift.pipeline.sources",
     "Selector": "mlift.pipeline.select", "get_language": "mlift.langs",
+    # run folders and their records
+    "RunFolder": "mlift.runfolder", "Run": "mlift.runfolder",
+    "RunReport": "mlift.runfolder.report", "DatasetRow": "mlift.records",
+    "ScoredPair": "mlift.records", "Reject": "mlift.records",
+    "RequestResult": "mlift.records", "iter_records": "mlift.records",
+    "RunFolderError": "mlift.errors",
     # the simulator
     "SimServer": "mlift.sim", "SimConfig": "mlift.sim",
     # errors
@@ -53,6 +59,7 @@ __all__ = [
     "Completion",
     "ConfigError",
     "ConnectionFailed",
+    "DatasetRow",
     "Endpoint",
     "EndpointUnusable",
     "Engine",
@@ -61,6 +68,7 @@ __all__ = [
     "Message",
     "MliftError",
     "Models",
+    "OutputSchema",
     "PermanentError",
     "Pipeline",
     "Price",
@@ -74,11 +82,18 @@ __all__ = [
     "RateLimitInfo",
     "RateLimited",
     "RateLimiter",
+    "Reject",
     "Request",
+    "RequestResult",
     "ResponseCache",
     "RetryPolicy",
+    "Run",
+    "RunFolder",
+    "RunFolderError",
     "RunOptions",
+    "RunReport",
     "Scheduler",
+    "ScoredPair",
     "Selector",
     "ServerError",
     "SimConfig",
@@ -92,6 +107,7 @@ __all__ = [
     "create_provider",
     "draw",
     "get_language",
+    "iter_records",
     "load_config",
     "load_prompts",
     "read_records",
@@ -135,6 +151,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ProviderError,
         ProviderTimeout,
         RateLimited,
+        RunFolderError,
         ServerError,
         TransientError,
         UnknownNameError,
@@ -148,5 +165,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from mlift.prompts import PromptLibrary, PromptTemplate, draw, load_prompts, render
     from mlift.providers.base import Endpoint, Provider
     from mlift.providers.registry import create_provider
+    from mlift.records import DatasetRow, Reject, RequestResult, ScoredPair, iter_records
+    from mlift.runfolder import Run, RunFolder
+    from mlift.runfolder.report import RunReport
     from mlift.sim import SimConfig, SimServer
     from mlift.types import Completion, Message, RateLimitInfo, Request, Usage

@@ -10,21 +10,23 @@ Each output line is ``{"line": N, "metadata": ..., "response": {...}}`` or
 
 Output is written in order and flushed as it goes, so after an interruption
 it is a prefix of the input: a re-run skips that prefix (answers finished but
-not yet written are in the cache and cost nothing).
+not yet written are in the cache and cost nothing). The run's manifest and
+ledger live beside the output, in ``OUT.run/``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlift.engine.core import Engine
-from mlift.engine.scheduler import NOT_DONE, Scheduler
-from mlift.errors import BudgetExceeded, ConfigError, EndpointUnusable, InputError, ProviderError
+from mlift.errors import ConfigError, EndpointUnusable, InputError, ProviderError
+from mlift.records import RecordBase, RequestResult, iter_json_lines, repair_torn_tail
+from mlift.runfolder import Run, RunFolder, endpoint_identity, fingerprints
 from mlift.types import Message, Request
 
 # Body keys that are not generation parameters.
@@ -110,96 +112,107 @@ def read_lines(path: Path, target: str, skip: int) -> Iterator[Line]:
             yield parse_line(raw, number, str(path), target)
 
 
+def state_dir(out: Path) -> Path:
+    """Where ``mlift requests`` keeps the run folder of output ``out`` (manifest, ledger)."""
+    return out.with_name(out.name + ".run")
+
+
 def finished_prefix(out: Path) -> int:
     """How many result lines a previous run wrote; cuts a torn last line (kill -9)."""
-    if not out.exists():
-        return 0
-    good_bytes, count = 0, 0
-    with out.open("rb") as fh:
-        for raw in fh:
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError:
-                break
-            if not isinstance(record, dict) or record.get("line") != count + 1:
-                raise ConfigError(
-                    f"{out}: line {count + 1} is not result {count + 1} of this input; "
-                    f"is it the output of another file? Move it away or pick another --out")
-            count += 1
-            good_bytes += len(raw)
-    if good_bytes < out.stat().st_size:
-        with out.open("r+b") as fh:
-            fh.truncate(good_bytes)
+    repair_torn_tail(out)
+    count = 0
+    for lineno, record in iter_json_lines(out):
+        if record.get("line") != count + 1:
+            raise ConfigError(
+                f"{out}: line {lineno} is not result {count + 1} of this input; "
+                f"is it the output of another file? Move it away or pick another --out")
+        count += 1
     return count
 
 
-def result_record(line: Line, outcome: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {"line": line.number, "metadata": line.metadata}
+def result_record(line: Line, outcome: Any) -> RequestResult:
     if isinstance(outcome, BaseException):
         error: dict[str, Any] = {"type": type(outcome).__name__, "message": str(outcome)}
         for attr in ("status", "request_id", "field"):
             value = getattr(outcome, attr, None)
             if value is not None:
                 error[attr] = value
-        record["error"] = error
-    else:
-        record["response"] = {
-            "content": outcome.text, "finish_reason": outcome.finish_reason,
-            "model": outcome.model, "request_id": outcome.request_id,
-            "usage": {"input_tokens": outcome.usage.input_tokens,
-                      "output_tokens": outcome.usage.output_tokens},
-        }
-        record["cached"] = outcome.cached
-        record["cost_usd"] = round(outcome.cost_usd, 8)
-        record["attempts"] = outcome.attempts
-    return record
+        return RequestResult(line=line.number, metadata=line.metadata, error=error)
+    return RequestResult(
+        line=line.number, metadata=line.metadata,
+        response={"content": outcome.text, "finish_reason": outcome.finish_reason,
+                  "model": outcome.model, "request_id": outcome.request_id,
+                  "usage": {"input_tokens": outcome.usage.input_tokens,
+                            "output_tokens": outcome.usage.output_tokens}},
+        cached=outcome.cached, cost_usd=round(outcome.cost_usd, 8), attempts=outcome.attempts)
+
+
+def _identity(engine: Engine, in_path: Path, target: str,
+              known: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {"inputs": fingerprints([in_path], known), "models": {"requests": target},
+            "endpoints": {"requests": endpoint_identity(engine.endpoint(target))}}
 
 
 async def run_requests(engine: Engine, in_path: Path, out_path: Path, target: str, *,
-                       workers: int = 64) -> BulkSummary:
-    """Run every request of ``in_path`` through ``engine``; results go to ``out_path``."""
-    summary = BulkSummary()
-    summary.skipped_done = finished_prefix(out_path)
-    engine.endpoint(target)  # bad spec, unknown provider or price: fail before sending
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+                       workers: int = 64, new_generation: bool = False) -> BulkSummary:
+    """Run every request of ``in_path`` through ``engine``; results go to ``out_path``.
 
-    async def work(line: Line) -> object:
+    The run folder (manifest, ledger, ``run.json``) sits beside the output in
+    ``OUT.run/``: resuming with another provider or input is refused, and
+    ``--max-cost`` caps what every invocation on this output spent together.
+    """
+    summary = BulkSummary()
+    engine.endpoint(target)  # bad spec, unknown provider or price: fail before sending
+    state = state_dir(out_path)
+
+    def open_folder() -> RunFolder:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        folder = RunFolder.open(state, command="requests",
+                                identity=_identity(engine, in_path, target,
+                                                   RunFolder.known_inputs(state)),
+                                new_generation=new_generation)
+        if folder.generation > 1 and out_path.exists() and new_generation:
+            # The old results belong to the old generation.
+            out_path.replace(state / "generations" / str(folder.generation - 1) /
+                             out_path.name)
+        summary.skipped_done = finished_prefix(out_path)
+        return folder
+
+    folder = await asyncio.to_thread(open_folder)
+
+    async def work(line: Line) -> tuple[RequestResult, ...]:
         if line.error is not None or line.request is None:
-            return line.error
+            return (result_record(line, line.error),)
         try:
-            return await engine.complete(line.request)
-        except BudgetExceeded as exc:
-            summary.stopped_reason = str(exc)
-            scheduler.stop()
-            return NOT_DONE
+            outcome: object = await engine.complete(line.request)
         except EndpointUnusable:
             raise  # stops the run: every other line would fail the same way
         except ProviderError as exc:
-            return exc
+            outcome = exc
+        return (result_record(line, outcome),)
 
-    with out_path.open("a", encoding="utf-8") as out:
-        def emit(_index: int, line: Line, outcome: object) -> None:
-            record = result_record(line, outcome)
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            out.flush()
-            summary.written += 1
-            if "error" in record:
-                summary.errors += 1
-                kind = record["error"]["type"]
-                summary.error_kinds[kind] = summary.error_kinds.get(kind, 0) + 1
-            else:
-                summary.ok += 1
+    def written(record: RecordBase) -> None:
+        assert isinstance(record, RequestResult)
+        summary.written += 1
+        if record.error is not None:
+            summary.errors += 1
+            kind = str(record.error["type"])
+            summary.error_kinds[kind] = summary.error_kinds.get(kind, 0) + 1
+        else:
+            summary.ok += 1
 
-        scheduler: Scheduler[Line, object] = Scheduler(work, emit, workers=workers,
-                                                       ordered=True)
+    async with Run(folder, engine, files=(RequestResult,),
+                   paths={RequestResult: out_path}) as run:
         try:
-            await scheduler.run(read_lines(in_path, target, summary.skipped_done))
+            await run.each(read_lines(in_path, target, summary.skipped_done), work,
+                           workers=workers, ordered=True, on_emit=written)
         finally:
-            out.flush()
-            os.fsync(out.fileno())
-    summary.total_lines = summary.skipped_done + summary.written
+            summary.stopped_reason = run.stopped
+            summary.total_lines = summary.skipped_done + summary.written
+            await run.summary(output=str(out_path), lines={
+                "total": summary.total_lines, "already_done": summary.skipped_done,
+                "written": summary.written, "ok": summary.ok, "errors": summary.errors,
+                "errors_by_kind": summary.error_kinds})
     return summary
 
 

@@ -11,6 +11,14 @@ A TOML file holds named provider profiles (and, later, other sections)::
     concurrency = 16
     context_tokens = 32768
     prices = { input = 0.0, output = 0.0 }   # USD per 1M tokens
+    structured_outputs = true         # the server enforces JSON schemas (llama.cpp, vLLM)
+    transport = "auto"                # auto (default) | sdk | aiohttp
+
+The openai kind also takes SDK-only settings — ``organization``, ``project``
+(OpenAI-Organization / OpenAI-Project headers) and ``azure_api_version``
+(Azure OpenAI: ``base_url`` is the resource endpoint, the model the
+deployment name); with any of them set, ``transport = "auto"`` uses the
+official SDK instead of mlift's lean client.
 
 Built-in profiles ``openai``, ``anthropic`` and ``sim`` exist without a file; a
 file's ``[providers.openai]`` overrides only the fields it sets.
@@ -46,7 +54,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlift.errors import AuthError, ConfigError, UnknownNameError
 from mlift.providers.base import Endpoint
@@ -88,7 +104,23 @@ class ProviderProfile(_Strict):
     concurrency: int | None = Field(default=None, ge=1)
     prices: Prices | None = None
     context_tokens: int | None = Field(default=None, ge=1)
-    transport: str = "sdk"
+    transport: str = "auto"
+    structured_outputs: bool | None = None
+    organization: str | None = None
+    project: str | None = None
+    azure_api_version: str | None = None
+
+    @model_validator(mode="after")
+    def _sdk_only_settings_fit_the_kind(self) -> ProviderProfile:
+        used = [n for n in ("organization", "project", "azure_api_version")
+                if getattr(self, n) is not None]
+        if used and self.kind != "openai":
+            raise ValueError(f"{', '.join(used)}: only for kind = \"openai\" profiles "
+                             f"(this one is {self.kind!r})")
+        if self.azure_api_version is not None and self.base_url is None:
+            raise ValueError("azure_api_version needs base_url: your Azure OpenAI resource "
+                             "endpoint, e.g. https://NAME.openai.azure.com")
+        return self
 
     @field_validator("kind")
     @classmethod
@@ -305,7 +337,7 @@ def resolve_endpoint(spec: str, config: Config, *, base_url: str | None = None,
         except ValueError as exc:
             raise ConfigError(f"--base-url: {exc}") from None
     url = base_url or profile.base_url
-    return Endpoint(
+    endpoint = Endpoint(
         name=name, kind=profile.kind, model=model, base_url=url,
         api_key_env=profile.api_key_env,
         api_key=_api_key(name, model, profile, url, env),
@@ -313,7 +345,14 @@ def resolve_endpoint(spec: str, config: Config, *, base_url: str | None = None,
         concurrency=concurrency or profile.concurrency,
         input_price=profile.prices.input if profile.prices else None,
         output_price=profile.prices.output if profile.prices else None,
-        context_tokens=profile.context_tokens, transport=transport or profile.transport)
+        context_tokens=profile.context_tokens, transport=transport or profile.transport,
+        organization=profile.organization, project=profile.project,
+        azure_api_version=profile.azure_api_version,
+        structured_outputs=profile.structured_outputs)
+    from mlift.providers.registry import choose_transport
+
+    choose_transport(endpoint)  # an unknown or impossible transport fails now, not mid-run
+    return endpoint
 
 
 def _api_key(name: str, model: str, profile: ProviderProfile, url: str | None,

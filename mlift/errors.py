@@ -5,7 +5,8 @@ branches onto exit codes (usage 2, auth 3, partial failure 4)::
 
     MliftError
     ├── ConfigError (ValueError)         bad flags or config; fails before any request   → exit 2
-    │   └── UnknownNameError (KeyError)  unknown provider, model, prompt or language
+    │   ├── UnknownNameError (KeyError)  unknown provider, model, prompt or language
+    │   └── RunFolderError               a run folder made otherwise, or damaged; says what to do
     ├── PromptError                      a prompt file is invalid
     │   ├── MissingVariablesError        render() lacked variables (all listed at once)
     │   └── PromptLockError              a released prompt changed without a version bump
@@ -52,6 +53,14 @@ class UnknownNameError(ConfigError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class RunFolderError(ConfigError):
+    """A run folder cannot be used as asked: made with other settings, or damaged.
+
+    The message says what differs (or which file and line is broken) and what
+    to do about it.
+    """
 
 
 class PromptError(MliftError):

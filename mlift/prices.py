@@ -23,6 +23,7 @@ every model of that kind (used for the fictitious ``sim`` prices).
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import tomllib
@@ -221,16 +222,26 @@ class PriceTable:
                     table[name] = price
         return cls(entries, version=version, updated=updated, source=where, overrides=overrides)
 
-    def lookup(self, kind: str, model: str) -> Price:
-        """The price of ``model`` served by a provider of ``kind``, or a ``ConfigError``."""
+    def lookup(self, kind: str, model: str, *, profile: str | None = None) -> Price:
+        """The price of ``model`` served by a provider of ``kind``, or a ``ConfigError``.
+
+        ``profile`` names the provider profile in the message (``local:qwen``,
+        not ``openai:qwen``) and in the fix it offers.
+        """
         for table in (self._overrides.get(kind, {}), self._entries.get(kind, {})):
             found = _match(table, model)
             if found is not None:
                 return found
+        name = profile or kind
+        known = self.models(kind)
+        close = difflib.get_close_matches(model, known, n=1)
+        hint = f" (did you mean {kind} model {close[0]!r}?)" if close else ""
         raise ConfigError(
-            f"no price for {kind}:{model} (price table {self.source}, updated {self.updated}). "
-            f"Add input_price/output_price to its provider profile or a [prices] entry "
-            f"\"{kind}:{model}\" in the config, or pass --price IN,OUT (USD per 1M tokens); "
+            f"no price for {name}:{model}{hint}: the price table ({self.source}, updated "
+            f"{self.updated}) has no {kind} model of that name. To fix, add "
+            f"`prices = {{ input = IN, output = OUT }}` (USD per 1M tokens) to the "
+            f"[providers.{name}] section of your config file (--config FILE or ./mlift.toml), "
+            f"or pass --price IN,OUT for this run; use 0 for a free local server. "
             f"mlift never assumes $0.")
 
     def price_for(self, endpoint: Endpoint) -> Price:
@@ -245,9 +256,9 @@ class PriceTable:
         if inp is not None and out is not None:
             return Price(input=inp, output=out, model=endpoint.model, source=f"config {where}")
         if inp is None and out is None:
-            return self.lookup(endpoint.kind, endpoint.model)
+            return self.lookup(endpoint.kind, endpoint.model, profile=endpoint.name)
         try:
-            base = self.lookup(endpoint.kind, endpoint.model)
+            base = self.lookup(endpoint.kind, endpoint.model, profile=endpoint.name)
         except ConfigError:
             missing = "output_price" if out is None else "input_price"
             raise ConfigError(f"{where} sets only one price for {endpoint.spec} and the table "

@@ -6,17 +6,51 @@ and hashable where the cache needs a canonical form.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "other"]
 
+ROUTE_HEADER = "X-Mlift-Prompt"
+"""The request header carrying ``Request.route``: metadata for tools, never model input."""
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """One chat message. ``route`` is metadata about the prompt it came from.
+
+    ``route`` is set by ``mlift.prompts.render`` on the system message it renders:
+    the prompt's ``id@vN`` and its ``sim`` hint with the variables filled in
+    (``translate/to_en@v1 translate source=hi target=en``). It is never part of
+    the content a model reads, of equality or of the cache key; providers send
+    it as the ``X-Mlift-Prompt`` header, where the simulator (and a logging
+    proxy) can see which prompt a request came from.
+    """
+
     role: Role
     content: str
+    route: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSchema:
+    """A JSON Schema the answer must match, where the endpoint can enforce one.
+
+    ``name`` follows both APIs' rule for schema and tool names
+    (``[A-Za-z0-9_-]{1,64}``); ``schema`` is a JSON object schema in the strict
+    subset OpenAI documents (every object closes ``additionalProperties`` and
+    requires all its properties), which Anthropic's tool ``input_schema`` and
+    llama.cpp's grammar conversion also take.
+    """
+
+    name: str
+    schema: Mapping[str, Any] = field(hash=False)
+    description: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "schema": self.schema, "description": self.description}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +62,9 @@ class Request:
     are sent as given and are part of the cache key. ``prompt`` is the
     ``id@version#hash`` of the prompt file that produced the messages, so
     editing a prompt invalidates exactly the calls that used it.
+    ``output_schema``, when set, asks for an answer matching it: providers
+    send it where the endpoint enforces schemas and otherwise rely on the
+    prompt's own wording (``Completion.structured`` says which happened).
     """
 
     target: str
@@ -38,6 +75,7 @@ class Request:
     prompt: str | None = None
     stage: str = "requests"
     item_id: str | None = None
+    output_schema: OutputSchema | None = None
 
     @property
     def system(self) -> str | None:
@@ -49,6 +87,11 @@ class Request:
     def chat(self) -> tuple[Message, ...]:
         """The non-system messages."""
         return tuple(m for m in self.messages if m.role != "system")
+
+    @property
+    def route(self) -> str | None:
+        """The first message's ``route`` (see ``Message``), sent as ``ROUTE_HEADER``."""
+        return next((m.route for m in self.messages if m.route is not None), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +142,9 @@ class Completion:
 
     ``finish_reason == "length"`` means ``max_tokens`` cut the answer; that
     is a result, not a transport error. ``cached`` answers cost nothing.
+    ``structured`` is True when the request's ``output_schema`` was sent for
+    the endpoint to enforce (OpenAI ``json_schema``, an Anthropic forced tool);
+    False when the answer is free text that only the prompt asked to be JSON.
     """
 
     text: str
@@ -111,6 +157,7 @@ class Completion:
     latency_s: float = 0.0
     attempts: int = 1
     ratelimit: RateLimitInfo | None = field(default=None, compare=False)
+    structured: bool = False
 
     def to_json(self) -> dict[str, Any]:
         u = self.usage
@@ -119,8 +166,12 @@ class Completion:
             usage["cached_input_tokens"] = u.cached_input_tokens
         if u.cache_write_tokens:
             usage["cache_write_tokens"] = u.cache_write_tokens
-        return {"text": self.text, "finish_reason": self.finish_reason, "usage": usage,
-                "model": self.model, "request_id": self.request_id}
+        out: dict[str, Any] = {"text": self.text, "finish_reason": self.finish_reason,
+                               "usage": usage, "model": self.model,
+                               "request_id": self.request_id}
+        if self.structured:
+            out["structured"] = True
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Completion:
@@ -128,4 +179,5 @@ class Completion:
         return cls(text=data["text"], finish_reason=data["finish_reason"],
                    usage=Usage(u["input_tokens"], u["output_tokens"],
                                u.get("cached_input_tokens", 0), u.get("cache_write_tokens", 0)),
-                   model=data["model"], request_id=data.get("request_id"))
+                   model=data["model"], request_id=data.get("request_id"),
+                   structured=bool(data.get("structured", False)))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +74,41 @@ async def sim() -> AsyncIterator[SimFactory]:
 @pytest.fixture
 def clock() -> VirtualClock:
     return VirtualClock()
+
+
+class ThreadedSim:
+    """A simulator in its own thread and event loop, like a remote server (for CLI tests)."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.server = SimServer(config)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url
+
+    def stats(self) -> dict[str, Any]:
+        return self.server.stats()
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def remote_sim() -> Iterator[Callable[[SimConfig], ThreadedSim]]:
+    started: list[ThreadedSim] = []
+
+    def start(config: SimConfig) -> ThreadedSim:
+        server = ThreadedSim(config)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()

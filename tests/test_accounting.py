@@ -142,8 +142,8 @@ def test_budget_without_a_cap_accepts_everything_and_still_tracks_spending() -> 
     assert budget.reserve(1e9)
     budget.settle(1e9, 3.5)
     assert budget.spent == 3.5 and budget.remaining is None
-    assert budget.to_json() == {"max_cost": None, "spent": 3.5, "reserved": 0.0,
-                                "remaining": None}
+    assert budget.to_json() == {"max_cost": None, "spent": 3.5, "spent_before": 0.0,
+                                "reserved": 0.0, "remaining": None}
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])

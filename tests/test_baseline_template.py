@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from pathlib import Path
@@ -141,8 +142,8 @@ def test_unknown_language_task_or_field_fails_before_writing(
     assert "unknown qa variable 'passage'" in capsys.readouterr().err
     assert not out.exists()
     with pytest.raises(UnknownNameError, match="Did you mean 'title'"):
-        run_template_baseline(TemplateOptions(inputs=(src,), out_dir=out, lang="hi",
-                                              task="titel"))
+        asyncio.run(run_template_baseline(TemplateOptions(inputs=(src,), out_dir=out,
+                                                          lang="hi", task="titel")))
     with pytest.raises(ConfigError, match="templates exist for"):
         load_templates("summarization", "de")
 

@@ -87,7 +87,8 @@ def test_rerun_sends_nothing_and_changes_nothing(tmp_path: Path) -> None:
     assert translate(*args) == 0  # without a cache: skipped because finished
     assert (out / "dataset.jsonl").read_bytes() == before
     info = run_json(out)
-    assert info["accounting"]["totals"]["requests"] == 0
+    assert info["this_invocation"]["accounting"]["totals"]["requests"] == 0
+    assert info["accounting"]["totals"]["requests"] == 8  # the run's total: the first pass
     assert info["funnel"]["already_done"] == 4 and info["funnel"]["balanced"]
 
 
@@ -102,7 +103,7 @@ def test_resume_after_a_torn_write_finishes_without_duplicates_or_paid_calls(
     assert translate(str(src), "--lang", "te", "--out", str(part), "--cache-dir", cache) == 0
     got = rows(part / "dataset.jsonl")
     assert sorted(r["id"] for r in got) == sorted(r["id"] for r in rows(full / "dataset.jsonl"))
-    totals = run_json(part)["accounting"]["totals"]
+    totals = run_json(part)["this_invocation"]["accounting"]["totals"]
     assert totals["requests"] == totals["cache_hits"] == 6  # 3 items x 2 calls, all cached
 
 
@@ -160,7 +161,7 @@ def test_bad_config_fails_before_any_request(tmp_path: Path, flags: tuple[str, .
 
 # ----------------------------------------------- library level, scripted answers
 
-class ScriptedTranslator:
+class ScriptedTranslator(Provider):
     """Answers per item id: a good pseudo-Hindi text, the English back, nothing, or cut off."""
 
     def __init__(self, endpoint: Endpoint, behaviour: dict[str, str]) -> None:

@@ -6,55 +6,18 @@ the real openai SDK talks to it through --base-url.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ThreadedSim
 
 from mlift.cli import main
-from mlift.sim import SimConfig, SimServer
+from mlift.sim import SimConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class ThreadedSim:
-    def __init__(self, config: SimConfig) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.server = SimServer(config)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)
-
-    @property
-    def url(self) -> str:
-        return self.server.base_url
-
-    def stats(self) -> dict[str, Any]:
-        return self.server.stats()
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
-@pytest.fixture
-def remote_sim() -> Iterator[Callable[[SimConfig], ThreadedSim]]:
-    started: list[ThreadedSim] = []
-
-    def start(config: SimConfig) -> ThreadedSim:
-        server = ThreadedSim(config)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.close()
 
 
 def requests_file(path: Path, n: int) -> Path:

@@ -245,3 +245,47 @@ def test_bad_flag_overrides_are_refused(flags: dict[str, object]) -> None:
 def test_empty_config_knows_no_profiles() -> None:
     with pytest.raises(UnknownNameError):
         resolve_endpoint("sim:default", Config(), env={})
+
+
+def test_transport_defaults_to_auto_and_flags_override_it(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[providers.local]\nkind = "openai"\n'
+                                         'base_url = "http://127.0.0.1:8000/v1"\n'), env={})
+    assert resolve_endpoint("local:m", config, env={}).transport == "auto"
+    assert resolve_endpoint("local:m", config, transport="sdk", env={}).transport == "sdk"
+
+
+def test_structured_outputs_and_sdk_only_settings_reach_the_endpoint(tmp_path: Path) -> None:
+    path = write(tmp_path, '[providers.llama]\nkind = "openai"\n'
+                           'base_url = "http://127.0.0.1:8080/v1"\nstructured_outputs = true\n'
+                           '[providers.work]\nkind = "openai"\norganization = "org-1"\n'
+                           'project = "proj_1"\n')
+    config = load_config(path, env={"OPENAI_API_KEY": SECRET})
+    assert resolve_endpoint("llama:m", config, env={}).structured_outputs is True
+    work = resolve_endpoint("work:m", config, env={"OPENAI_API_KEY": SECRET})
+    assert (work.organization, work.project) == ("org-1", "proj_1")
+    assert work.sdk_only_settings == ("organization", "project")
+
+
+def test_sdk_only_settings_on_another_kind_are_refused_naming_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[providers.claude]\nkind = "anthropic"\norganization = "org-1"\n')
+    with pytest.raises(ConfigError, match=r"mlift.toml:1: providers.claude: .*organization: "
+                                          r"only for kind = \"openai\""):
+        load_config(path, env={})
+
+
+def test_azure_needs_its_resource_url(tmp_path: Path) -> None:
+    path = write(tmp_path, '[providers.az]\nkind = "openai"\nazure_api_version = "2024-10-21"\n')
+    with pytest.raises(ConfigError, match="azure_api_version needs base_url"):
+        load_config(path, env={})
+
+
+@pytest.mark.parametrize(("profile", "message"), [
+    ('transport = "aiohttp"\norganization = "org-1"\n', "organization only work"),
+    ('transport = "curl"\n', "unknown transport for openai 'curl'. Known: aiohttp, auto, sdk"),
+])
+def test_impossible_transport_fails_when_the_endpoint_is_resolved(
+        tmp_path: Path, profile: str, message: str) -> None:
+    path = write(tmp_path, f'[providers.p]\nkind = "openai"\nbase_url = "http://127.0.0.1:1/v1"\n'
+                           f'{profile}')
+    with pytest.raises(ConfigError, match=message):
+        resolve_endpoint("p:m", load_config(path, env={}), env={})

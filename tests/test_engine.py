@@ -31,7 +31,7 @@ from mlift.types import Completion, Message, Request, Usage
 Step = Callable[[Request], object]
 
 
-class ScriptedProvider:
+class ScriptedProvider(Provider):
     """Answers after ``latency`` virtual seconds, or raises what the script says."""
 
     def __init__(self, endpoint: Endpoint, script: list[object] | None = None,
@@ -226,6 +226,10 @@ async def test_a_429_storm_slows_a_request_down_but_does_not_fail_it() -> None:
     assert provider.calls[-1] >= 20.0
 
 
+class RefundingProvider(ScriptedProvider):
+    refunds_unused_tokens = True
+
+
 @pytest.mark.looptime
 async def test_unused_tokens_are_refunded_only_for_providers_that_refund() -> None:
     loop = asyncio.get_running_loop()
@@ -234,8 +238,7 @@ async def test_unused_tokens_are_refunded_only_for_providers_that_refund() -> No
                         input_price=1.0, output_price=2.0)
     waited = {}
     for refunds in (False, True):
-        provider = ScriptedProvider(endpoint, latency=0.0)
-        provider.refunds_unused_tokens = refunds  # type: ignore[attr-defined]
+        provider = (RefundingProvider if refunds else ScriptedProvider)(endpoint, latency=0.0)
         engine = Engine(lambda _s, ep=endpoint: ep,
                         provider_factory=lambda _e, p=provider: p)  # type: ignore[misc]
         start = loop.time()

@@ -20,7 +20,7 @@ from mlift.providers.base import Endpoint, Provider
 from mlift.types import Completion, Message, Request, Usage
 
 
-class QueueingServer:
+class QueueingServer(Provider):
     """``slots`` requests served at a time, first come first served, ``service_s`` each.
 
     Requests whose text is in ``hang`` hold their slot for an hour the first time.

@@ -36,7 +36,9 @@ def run(*args: str) -> int:
 
 
 def accounting(out: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((out / "run.json").read_text())["accounting"]
+    """The last invocation's accounting (run.json's "accounting" is the run's total)."""
+    run_json = json.loads((out / "run.json").read_text())
+    data: dict[str, Any] = run_json["this_invocation"]["accounting"]
     return data
 
 

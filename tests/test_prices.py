@@ -11,6 +11,8 @@ from mlift.prices import Price, PriceTable
 from mlift.providers.base import Endpoint
 from mlift.types import Usage
 
+ROOT = Path(__file__).resolve().parent.parent
+
 REQUIRED = {
     "openai": ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o3-mini",
                "o4-mini", "gpt-3.5-turbo"],
@@ -76,7 +78,7 @@ def test_a_model_without_a_price_is_an_error_that_says_how_to_add_one(
         table.lookup("openai", model)
     message = str(info.value)
     assert f"openai:{model}" in message
-    assert "--price IN,OUT" in message and "input_price" in message
+    assert "--price IN,OUT" in message and "prices = { input = IN, output = OUT }" in message
 
 
 def test_unknown_kind_is_an_error(table: PriceTable) -> None:
@@ -227,3 +229,22 @@ def test_price_file_in_another_currency_is_refused(tmp_path: Path) -> None:
 def test_missing_price_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         PriceTable.load(tmp_path / "nope.toml")
+
+
+def test_the_no_price_message_names_the_profile_and_its_fix_works(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlift.cli import main
+
+    config = tmp_path / "mlift.toml"
+    config.write_text('[providers.local]\nkind = "openai"\n'
+                      'base_url = "http://127.0.0.1:9/v1"\n', encoding="utf-8")
+    args = ["estimate", str(ROOT / "samples" / "hi.jsonl"), "--provider", "local:my-finetune",
+            "--config", str(config), "--no-cache"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "no price for local:my-finetune" in err and "[providers.local]" in err
+    # Do what the message says, either way, and it works.
+    assert main([*args, "--price", "0.5,1.5"]) == 0
+    with config.open("a", encoding="utf-8") as fh:
+        fh.write("prices = { input = 0.5, output = 1.5 }\n")
+    assert main(args) == 0

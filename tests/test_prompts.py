@@ -12,9 +12,10 @@ from mlift.prompts import (
     check_variables,
     load_prompts,
     render,
+    route,
 )
 
-MARKER = re.compile(r"<!-- mlift:(translate|instruct|judge)( [a-z_]+=\S+)* -->")
+ROUTE = re.compile(r"([a-z_]+/[a-z_]+@v[0-9]+) (translate|instruct|judge)( [a-z_]+=[\w.:/@+-]+)*")
 
 
 @pytest.fixture(scope="module")
@@ -38,24 +39,40 @@ def test_bundled_library_has_all_stages_and_a_pool_of_at_least_eight_tasks(
     assert {"summary_context", "question_context"} <= {t.task for t in lib.pool("instruct")}
 
 
-def test_render_appends_the_sim_marker_as_last_line_of_the_system_message(
+def test_render_carries_the_route_as_metadata_of_the_system_message(
         lib: PromptLibrary) -> None:
     t = lib.get("translate/to_en")
     messages = render(t, {"text": "नमस्ते", "source_lang": "hi", "source_name": "Hindi"})
     assert [m.role for m in messages] == ["system", "user"]
-    last_line = messages[0].content.splitlines()[-1]
-    assert last_line == "<!-- mlift:translate source=hi target=en -->"
-    assert all("<!-- mlift:" not in m.content for m in messages[1:])
+    assert messages[0].route == "translate/to_en@v1 translate source=hi target=en"
+    assert route(t, {"text": "x", "source_lang": "hi"}) == messages[0].route
+    assert messages[1].route is None
 
 
-def test_every_bundled_prompt_renders_a_well_formed_marker_of_its_stage(
+def test_rendered_messages_are_exactly_the_prompt_file_text_with_no_marker(
+        lib: PromptLibrary) -> None:
+    # Nothing only the simulator needs may reach what a real endpoint receives.
+    for t in lib:
+        values = {v: f"value-of-{v}" for v in t.variables}
+        messages = render(t, values)
+        for rendered, source in zip(messages, t.messages, strict=True):
+            assert "mlift" not in rendered.content.lower(), t.name
+            assert "<!--" not in rendered.content, t.name
+            expected = source.content
+            for name, value in values.items():
+                expected = expected.replace("{" + name + "}", value)
+            assert rendered.content == expected.replace("{{", "{").replace("}}", "}"), t.name
+
+
+def test_every_bundled_prompt_renders_a_well_formed_route_of_its_stage(
         lib: PromptLibrary) -> None:
     for t in lib:
         values = {v: f"value-of-{v}" for v in t.variables}
-        line = render(t, values)[0].content.splitlines()[-1]
-        match = MARKER.fullmatch(line)
+        line = render(t, values)[0].route or ""
+        match = ROUTE.fullmatch(line)
         assert match is not None, (t.name, line)
-        assert match.group(1) == t.stage
+        assert (match.group(1), match.group(2)) == (t.name, t.stage)
+        assert line.isascii()  # it travels as an HTTP header
 
 
 @pytest.mark.parametrize(("name", "values", "tags"), [
@@ -109,10 +126,10 @@ def test_braces_in_values_are_inserted_verbatim_and_escaped_braces_render_single
     assert '{"reason": "<one or two sentences' in messages[0].content
 
 
-def test_marker_values_stay_single_tokens(lib: PromptLibrary) -> None:
+def test_route_values_stay_single_header_safe_tokens(lib: PromptLibrary) -> None:
     messages = render(lib.get("translate/back"),
-                      {"text": "x", "target_lang": "pt BR -->", "target_name": "Portuguese"})
-    assert messages[0].content.endswith("<!-- mlift:translate source=en target=pt_BR_--_ -->")
+                      {"text": "x", "target_lang": "pt BR\r\nX: ü", "target_name": "Portuguese"})
+    assert messages[0].route == "translate/back@v1 translate source=en target=pt_BR__X:__"
 
 
 def test_non_string_variable_is_rejected_with_its_name(lib: PromptLibrary) -> None:
@@ -122,7 +139,7 @@ def test_non_string_variable_is_rejected_with_its_name(lib: PromptLibrary) -> No
 
 
 def test_ref_names_id_version_and_hash_prefix(lib: PromptLibrary) -> None:
-    t = lib.get("judge/fit")
+    t = lib.get("judge/fit", 1)
     assert t.ref == f"judge/fit@v1#{t.content_hash[:12]}"
     assert re.fullmatch(r"[0-9a-f]{64}", t.content_hash)
 

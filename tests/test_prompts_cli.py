@@ -23,28 +23,29 @@ def test_list_prints_a_row_per_prompt_version_with_its_hash(
     assert main(["prompts", "list"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["ID", "VERSION", "STAGE", "OUTPUT", "HASH"]
-    rows = {line.split()[0]: line.split() for line in out[1:]}
+    rows = {tuple(line.split()[:2]): line.split() for line in out[1:]}
     for t in load_prompts():
-        assert rows[t.id] == [t.id, f"v{t.version}", t.stage, t.output, t.content_hash[:12]]
-    assert rows["instruct/styles"][3] == "data"
+        assert rows[t.id, f"v{t.version}"] == [t.id, f"v{t.version}", t.stage, t.output,
+                                               t.content_hash[:12]]
+    assert rows["instruct/styles", "v1"][3] == "data"
 
 
 def test_list_filters_by_stage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["prompts", "list", "--stage", "judge"]) == 0
     ids = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
-    assert ids == ["judge/fit", "judge/fit_line"]
+    assert ids == ["judge/fit", "judge/fit", "judge/fit_line"]  # v1 and v2 of fit
 
 
 def test_list_includes_prompts_from_a_user_folder(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fit = (bundled_dir() / "judge/fit/v1.toml").read_text(encoding="utf-8")
     (tmp_path / "judge/fit").mkdir(parents=True)
-    (tmp_path / "judge/fit/v2.toml").write_text(fit.replace("version = 1", "version = 2"),
+    (tmp_path / "judge/fit/v9.toml").write_text(fit.replace("version = 1", "version = 9"),
                                                 encoding="utf-8")
     assert main(["prompts", "list", "--stage", "judge", "--prompts", str(tmp_path)]) == 0
     versions = [line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]
                 if line.startswith("judge/fit ")]
-    assert versions == ["v1", "v2"]
+    assert versions == ["v1", "v2", "v9"]
 
 
 def test_show_prints_metadata_and_raw_messages(capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,15 +57,17 @@ def test_show_prints_metadata_and_raw_messages(capsys: pytest.CaptureFixture[str
     assert "{target_name}" in out  # raw template, not rendered
 
 
-def test_show_render_fills_variables_and_appends_the_marker(
+def test_show_render_fills_variables_and_shows_the_route_and_schema(
         capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["prompts", "show", "judge/fit@v1", "--render", "instruction=Name a river",
+    code = main(["prompts", "show", "judge/fit@v2", "--render", "instruction=Name a river",
                  "response=The Godavari = a river"])
     assert code == 0
     out = capsys.readouterr().out
     assert "<instruction>\nName a river\n</instruction>" in out
     assert "<response>\nThe Godavari = a river\n</response>" in out
-    assert "<!-- mlift:judge format=json -->" in out
+    assert "route (sent as the X-Mlift-Prompt header): judge/fit@v2 judge format=json" in out
+    assert 'schema (judge_fit): {"type": "object"' in out
+    assert "<!--" not in out
 
 
 def test_show_render_with_missing_variables_exits_2_listing_them(

@@ -80,7 +80,7 @@ def test_no_candidate_is_a_clear_error() -> None:
 def test_draw_variables_fill_the_drawn_template() -> None:
     d = draw(11, "item", LIB, context=True)
     messages = render(d.template, d.variables("answer", context_en="article"))
-    assert f"style={d.style.name}" in messages[0].content
+    assert f"style={d.style.name}" in (messages[0].route or "")
     assert d.style.hint in messages[-1].content and d.length.hint in messages[-1].content
     assert d.styles_ref == LIB.style_data.ref
 

@@ -66,10 +66,10 @@ def test_user_folder_adds_a_prompt_next_to_the_bundled_ones(tmp_path: Path) -> N
 
 def test_user_folder_new_version_becomes_the_latest(tmp_path: Path) -> None:
     fit = (bundled_dir() / "judge/fit/v1.toml").read_text(encoding="utf-8")
-    write_prompt(tmp_path, fit.replace("version = 1", "version = 2").replace("strict", "fair"),
-                 "judge/fit/v2.toml")
+    write_prompt(tmp_path, fit.replace("version = 1", "version = 9").replace("strict", "fair"),
+                 "judge/fit/v9.toml")
     lib = load_prompts([tmp_path])
-    assert lib.get("judge/fit").version == 2
+    assert lib.get("judge/fit").version == 9
     assert "fair" in lib.get("judge/fit").messages[0].content
     assert lib.get("judge/fit@v1").path.is_relative_to(bundled_dir())
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mlift.cli import report as report_cli
-from mlift.errors import ConfigError, InputError
+from mlift.errors import ConfigError, RunFolderError
 from mlift.report import dataset_stats, load_folder, render_text
 from mlift.report.stats import distinct_n, entropy_bits, leading_word, words
 
@@ -162,14 +162,14 @@ def test_torn_last_line_is_skipped_and_a_bad_middle_line_is_named(tmp_path: Path
     lines = (folder / "scored.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     lines.insert(1, "not json\n")
     (folder / "scored.jsonl").write_text("".join(lines), encoding="utf-8")
-    with pytest.raises(InputError, match=r"scored\.jsonl:2"):
+    with pytest.raises(RunFolderError, match=r"scored\.jsonl:2: not a valid JSON line"):
         load_folder(folder)
 
 
 def test_a_folder_without_run_files_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not an mlift run folder"):
         load_folder(tmp_path)
-    with pytest.raises(ConfigError, match="not a folder"):
+    with pytest.raises(ConfigError, match="no such folder"):
         load_folder(tmp_path / "missing")
 
 

@@ -1,4 +1,4 @@
-"""Deterministic answers: marker-driven translation, instructions and judge verdicts."""
+"""Deterministic answers chosen by the route header: translations, instructions, verdicts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from mlift.sim.answers import answer, parse_marker
+from mlift.sim.answers import answer, instance, parse_route
 from mlift.sim.translate import pseudo_translate
 
 HINDI = "इस साल मानसून जल्दी आ गया, और किसानों ने धान की रोपाई शुरू कर दी। बाज़ार भरे हुए थे।"
@@ -25,8 +25,8 @@ SCRIPTS = {"en": r"[A-Za-z]", "hi": r"[\u0900-\u097f]", "te": r"[\u0c00-\u0c7f]"
 
 
 def translate(text: str, source: str, target: str, seed: int = 0) -> str:
-    system = f"Translate.\n<!-- mlift:translate source={source} target={target} -->"
-    return answer(system, [("user", f"<text>{text}</text>")], seed, 0.0)
+    route = f"translate/to_en@v1 translate source={source} target={target}"
+    return answer([("user", f"<text>{text}</text>")], seed, 0.0, route=route)
 
 
 def body(out: str) -> str:
@@ -34,9 +34,13 @@ def body(out: str) -> str:
     return out.removeprefix("[sim] ")
 
 
-def test_marker_is_parsed_with_its_options() -> None:
-    assert parse_marker("x\n<!-- mlift:judge format=line -->\n") == ("judge", {"format": "line"})
-    assert parse_marker("no marker here") is None
+def test_route_is_parsed_with_its_options_with_or_without_a_prompt_id() -> None:
+    assert parse_route("judge/fit_line@v1 judge format=line") == ("judge", {"format": "line"})
+    assert parse_route("translate source=hi target=en") == (
+        "translate", {"source": "hi", "target": "en"})
+    assert parse_route(None) is None
+    assert parse_route("") is None
+    assert parse_route("judge/fit@v2") is None  # a prompt id alone says nothing to answer
 
 
 @pytest.mark.parametrize("target", sorted(SCRIPTS))
@@ -76,11 +80,11 @@ def test_same_word_translates_the_same_everywhere() -> None:
 
 
 def instruct(task: str, style: str, response: str, context: str | None = None) -> str:
-    system = f"Write an instruction.\n<!-- mlift:instruct task={task} style={style} -->"
+    route = f"instruct/{task}@v1 instruct task={task} style={style}"
     user = f"<response>{response}</response>"
     if context:
         user = f"<context>{context}</context>\n{user}"
-    return answer(system, [("user", user)], 0, 0.0)
+    return answer([("user", user)], 0, 0.0, route=route)
 
 
 def test_instructions_vary_with_task_and_style_and_name_content_words() -> None:
@@ -107,10 +111,16 @@ def test_instruction_never_contains_a_short_response_whole() -> None:
 
 
 def judge(instruction: str, response: str, fmt: str = "json", rate: float = 0.0,
-          extra: tuple[tuple[str, str], ...] = ()) -> str:
-    system = f"Judge.\n<!-- mlift:judge format={fmt} -->"
+          extra: tuple[tuple[str, str], ...] = (), schema: str | None = None) -> str:
     user = f"<instruction>{instruction}</instruction>\n<response>{response}</response>"
-    return answer(system, [("user", user), *extra], 0, rate)
+    return answer([("user", user), *extra], 0, rate, route=f"judge/fit@v2 judge format={fmt}",
+                  schema=schema)
+
+
+VERDICT_SCHEMA = json.dumps({
+    "type": "object", "required": ["reason", "score"], "additionalProperties": False,
+    "properties": {"reason": {"type": "string"},
+                   "score": {"type": "integer", "enum": [1, 2, 3, 4, 5]}}})
 
 
 def test_judge_scores_follow_the_intended_spread() -> None:
@@ -136,19 +146,46 @@ def test_bad_verdicts_come_at_their_rate_and_a_reask_redraws() -> None:
     assert fixed > 0.8 * len(bad)
 
 
-def test_unmarked_prompt_gets_a_generic_marked_answer() -> None:
-    out = answer("", [("user", "Tell me about elephants and their memory")], 0, 0.0)
-    assert out.startswith("[sim] ") and "elephants" in out
+def test_with_a_schema_every_verdict_is_the_json_object_even_where_prose_was_due() -> None:
+    n = 2000
+    plain = [judge(f"i{i}", f"r{i}", rate=0.2) for i in range(n)]
+    forced = [json.loads(judge(f"i{i}", f"r{i}", rate=0.2, fmt="line", schema=VERDICT_SCHEMA))
+              for i in range(n)]
+    assert sum("score" not in p.lower() for p in plain) > 0.15 * n  # prose without a schema
+    assert all(set(v) == {"reason", "score"} and v["score"] in range(1, 6) for v in forced)
+    # The same pair gets the same score either way: the schema changes the form only.
+    same = [json.loads(p)["score"] == v["score"] for p, v in zip(plain, forced, strict=True)
+            if p.startswith("{")]
+    assert all(same) and len(same) > 0.7 * n
+
+
+def test_any_schema_is_filled_with_values_of_its_types() -> None:
+    schema = {"type": "object", "properties": {
+        "title": {"type": "string"}, "n": {"type": "integer"}, "ok": {"type": "boolean"},
+        "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}},
+        "inner": {"type": "object", "properties": {"x": {"type": "number"}}}}}
+    value = instance(schema, 3, "rivers and mountains")
+    assert isinstance(value["title"], str) and value["title"].startswith("[sim]")
+    assert isinstance(value["n"], int) and isinstance(value["ok"], bool)
+    assert value["tags"][0] in ("a", "b") and isinstance(value["inner"]["x"], float)
+    out = answer([("user", "rivers")], 0, 0.0, schema=json.dumps(schema))  # no route
+    assert set(json.loads(out)) == set(schema["properties"])
+
+
+def test_request_without_a_route_gets_a_generic_answer_whatever_its_text_says() -> None:
+    # The old in-prompt marker is just text now: nothing in the messages routes.
+    out = answer([("system", "<!-- mlift:judge format=json -->"),
+                  ("user", "Tell me about elephants and their memory")], 0, 0.0)
+    assert out.startswith("[sim] This is a simulated answer") and "elephants" in out
 
 
 def test_verbosity_stretches_free_text_but_not_verdicts() -> None:
-    from mlift.sim.answers import answer
-
-    system = "<!-- mlift:translate source=hi target=en -->"
+    route = "translate source=hi target=en"
     messages = (("user", "<text>मौसम विभाग ने अनुमान जताया है।</text>"),)
-    once = answer(system, messages, 0, 0.0)
-    twice = answer(system, messages, 0, 0.0, verbosity=2.0)
+    once = answer(messages, 0, 0.0, route=route)
+    twice = answer(messages, 0, 0.0, verbosity=2.0, route=route)
     assert len(twice.split()) == 2 * len(once.split())
-    judge = "<!-- mlift:judge format=json -->"
+    judge = "judge format=json"
     verdict = (("user", "<instruction>Say hi</instruction><response>hi</response>"),)
-    assert answer(judge, verdict, 0, 0.0, verbosity=3.0) == answer(judge, verdict, 0, 0.0)
+    assert answer(verdict, 0, 0.0, verbosity=3.0, route=judge) == answer(verdict, 0, 0.0,
+                                                                        route=judge)

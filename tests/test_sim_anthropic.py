@@ -12,18 +12,28 @@ import pytest
 
 from mlift.sim import SimConfig, SimServer
 from mlift.tokens import count_chat_tokens, count_tokens
+from mlift.types import ROUTE_HEADER
 
 SimFactory = Callable[..., Awaitable[SimServer]]
 MODEL = "claude-3-5-haiku-latest"
 SYSTEM = [{"type": "text", "text": "Write an instruction."},
-          {"type": "text", "text": "<!-- mlift:instruct task=explain style=formal -->"}]
+          {"type": "text", "text": "Make it formal.", "cache_control": {"type": "ephemeral"}}]
+ROUTE = {ROUTE_HEADER: "instruct/explain@v1 instruct task=explain style=formal"}
+VERDICT_TOOL = {"name": "judge_fit", "description": "Record the verdict.", "input_schema": {
+    "type": "object", "required": ["reason", "score"], "additionalProperties": False,
+    "properties": {"reason": {"type": "string"},
+                   "score": {"type": "integer", "enum": [1, 2, 3, 4, 5]}}}}
+JUDGE = [{"role": "user", "content": "<instruction>Explain monsoons.</instruction>"
+                                     "<response>Monsoons are seasonal winds.</response>"}]
 MESSAGES = [{"role": "user", "content": [
     {"type": "text", "text": "<response>Rice paddies need standing water; farmers flood "
                              "them before planting seedlings.</response>"}]}]
 
 
 def client(server: SimServer, **kwargs: object) -> anthropic.AsyncAnthropic:
-    options: dict[str, object] = {"api_key": "sk-ant-test", "max_retries": 0, **kwargs}
+    """An SDK client that sends the instruct route, as mlift's providers would."""
+    options: dict[str, object] = {"api_key": "sk-ant-test", "max_retries": 0,
+                                  "default_headers": ROUTE, **kwargs}
     return anthropic.AsyncAnthropic(base_url=server.base_url, **options)  # type: ignore[arg-type]
 
 
@@ -45,6 +55,38 @@ async def test_message_with_block_system_reports_usage(plain: anthropic.AsyncAnt
     assert msg.usage.input_tokens == count_chat_tokens([("system", system), ("user", user)],
                                                        MODEL)
     assert msg.usage.output_tokens == count_tokens(text, MODEL)
+
+
+async def test_forced_tool_answers_with_a_tool_use_block_matching_its_schema(
+        sim: SimFactory) -> None:
+    async with client(await sim(SimConfig(bad_verdict_rate=1.0)),
+                      default_headers={ROUTE_HEADER: "judge/fit@v2 judge format=json"}) as c:
+        msg = await c.messages.create(  # type: ignore[call-overload]
+            model=MODEL, max_tokens=200, messages=JUDGE, tools=[VERDICT_TOOL],
+            tool_choice={"type": "tool", "name": "judge_fit"})
+        async with c.messages.stream(  # type: ignore[call-overload]
+                model=MODEL, max_tokens=200, messages=JUDGE, tools=[VERDICT_TOOL],
+                tool_choice={"type": "tool", "name": "judge_fit"}) as stream:
+            streamed = await stream.get_final_message()
+    block = msg.content[0]
+    assert block.type == "tool_use" and block.name == "judge_fit"
+    assert set(block.input) == {"reason", "score"} and block.input["score"] in range(1, 6)
+    assert msg.stop_reason == "tool_use"
+    assert streamed.content[0].input == block.input  # type: ignore[union-attr]
+    assert streamed.stop_reason == "tool_use"
+
+
+@pytest.mark.parametrize(("tools", "choice", "message"), [
+    ([VERDICT_TOOL], {"type": "tool", "name": "other"}, "tool_choice.name"),
+    ([], {"type": "any"}, "tool_choice"),
+    ([{"name": "x"}], {"type": "auto"}, "tools.0.input_schema: Field required"),
+    ([VERDICT_TOOL], {"type": "sometimes"}, "tool_choice.type"),
+])
+async def test_bad_tools_are_bad_requests(plain: anthropic.AsyncAnthropic, tools: list[object],
+                                          choice: dict[str, str], message: str) -> None:
+    with pytest.raises(anthropic.BadRequestError, match=message):
+        await plain.messages.create(model=MODEL, max_tokens=20, messages=JUDGE,  # type: ignore[call-overload]
+                                    tools=tools, tool_choice=choice)
 
 
 async def test_max_tokens_cut_gives_stop_reason_max_tokens(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import sys
 
 import aiohttp
+import pytest
+
+from mlift.cli import main
 
 
 async def test_serve_prints_url_answers_and_stops_on_sigint() -> None:
@@ -32,3 +36,15 @@ async def test_serve_prints_url_answers_and_stops_on_sigint() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_demo_routes_by_header_and_shows_both_structured_outputs(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "demo"]) == 0
+    lines = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
+             for line in capsys.readouterr().out.splitlines() if ":" in line}
+    for name in ("openai  judge, json_schema", "anthropic judge, forced tool"):
+        verdict = json.loads(lines[name])
+        assert set(verdict) == {"reason", "score"} and verdict["score"] in range(1, 6)
+    assert lines["openai  no header"].startswith("[sim] This is a simulated answer")
+    assert not lines["anthropic instruct"].startswith("[sim] This is a simulated answer")

@@ -11,18 +11,28 @@ import pytest
 
 from mlift.sim import SimConfig, SimServer
 from mlift.tokens import count_chat_tokens, count_tokens
+from mlift.types import ROUTE_HEADER
 
 SimFactory = Callable[..., Awaitable[SimServer]]
 
 MODEL = "gpt-4o-mini"
-TRANSLATE = [{"role": "system",
-              "content": "Translate.\n<!-- mlift:translate source=hi target=en -->"},
+TRANSLATE = [{"role": "system", "content": "Translate."},
              {"role": "user", "content": "<text>इस साल मानसून जल्दी आ गया, और किसानों ने धान की "
                                          "रोपाई शुरू कर दी।</text>"}]
+ROUTE = {ROUTE_HEADER: "translate/to_en@v1 translate source=hi target=en"}
+VERDICT_FORMAT = {"type": "json_schema", "json_schema": {"name": "judge_fit", "strict": True,
+                  "schema": {"type": "object", "required": ["reason", "score"],
+                             "additionalProperties": False, "properties": {
+                                 "reason": {"type": "string"},
+                                 "score": {"type": "integer", "enum": [1, 2, 3, 4, 5]}}}}}
+JUDGE = [{"role": "user", "content": "<instruction>Explain monsoons.</instruction>"
+                                     "<response>Monsoons are seasonal winds.</response>"}]
 
 
 def client(server: SimServer, **kwargs: object) -> openai.AsyncOpenAI:
-    options: dict[str, object] = {"api_key": "sk-test", "max_retries": 0, **kwargs}
+    """An SDK client that sends the translate route, as mlift's providers would."""
+    options: dict[str, object] = {"api_key": "sk-test", "max_retries": 0,
+                                  "default_headers": ROUTE, **kwargs}
     return openai.AsyncOpenAI(base_url=server.base_url + "/v1", **options)  # type: ignore[arg-type]
 
 
@@ -44,6 +54,44 @@ async def test_completion_reports_usage_from_mlift_tokens(plain: openai.AsyncOpe
         [(m["role"], m["content"]) for m in TRANSLATE], MODEL)
     assert resp.usage.completion_tokens == count_tokens(text, MODEL)
     assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
+
+
+async def test_the_route_header_not_the_text_decides_the_answer(sim: SimFactory) -> None:
+    server = await sim()
+    async with client(server) as routed, client(server, default_headers={}) as bare:
+        translated = await routed.chat.completions.create(model=MODEL, messages=TRANSLATE)  # type: ignore[arg-type]
+        generic = await bare.chat.completions.create(model=MODEL, messages=TRANSLATE)  # type: ignore[arg-type]
+    assert "simulated answer" not in (translated.choices[0].message.content or "")
+    assert (generic.choices[0].message.content or "").startswith(
+        "[sim] This is a simulated answer")
+
+
+async def test_json_schema_response_format_gets_a_matching_object(sim: SimFactory) -> None:
+    async with client(await sim(SimConfig(bad_verdict_rate=1.0)),
+                      default_headers={ROUTE_HEADER: "judge/fit@v2 judge format=json"}) as c:
+        resp = await c.chat.completions.create(model=MODEL, messages=JUDGE,  # type: ignore[arg-type]
+                                               response_format=VERDICT_FORMAT)  # type: ignore[arg-type]
+        prose = await c.chat.completions.create(model=MODEL, messages=JUDGE)  # type: ignore[arg-type]
+    verdict = json.loads(resp.choices[0].message.content or "")
+    assert set(verdict) == {"reason", "score"} and verdict["score"] in range(1, 6)
+    # Without the schema, bad_verdict_rate=1 makes every verdict prose.
+    assert "score" not in (prose.choices[0].message.content or "").lower()
+
+
+@pytest.mark.parametrize(("response_format", "param"), [
+    ({"type": "yaml"}, "response_format.type"),
+    ({"type": "json_schema"}, "response_format.json_schema"),
+    ({"type": "json_schema", "json_schema": {"name": "bad name!", "schema": {}}},
+     "response_format.json_schema.name"),
+    ({"type": "json_schema", "json_schema": {"name": "ok", "schema": []}},
+     "response_format.json_schema.schema"),
+])
+async def test_bad_response_format_is_bad_request_naming_the_param(
+        plain: openai.AsyncOpenAI, response_format: dict[str, object], param: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        await plain.chat.completions.create(model=MODEL, messages=JUDGE,  # type: ignore[arg-type]
+                                            response_format=response_format)  # type: ignore[arg-type]
+    assert info.value.body["param"] == param  # type: ignore[index]
 
 
 async def test_max_tokens_cuts_answer_with_finish_reason_length(

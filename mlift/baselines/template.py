@@ -33,8 +33,8 @@ adds folders with the same layout.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import time
 import tomllib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,18 +42,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlift.baselines.common import (
-    BaselineReport,
-    config_paths,
-    finish_run,
-    input_reject,
-    record_reject,
-)
 from mlift.errors import ConfigError, InputError, PromptError, UnknownNameError
 from mlift.langs import get_language
-from mlift.pipeline.outputs import DATASET, REJECTS, RunFiles, read_jsonl
+from mlift.pipeline.runner import input_reject
 from mlift.pipeline.sources import Record, read_records
 from mlift.prompts import canonical_hash, placeholders
+from mlift.records import DatasetRow, Reject
+from mlift.runfolder import Run, RunFolder, fingerprints
+from mlift.runfolder.report import RunReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +228,7 @@ class TemplateOptions:
     lang_field: str = "lang"
     fmt: str | None = None
     template_dirs: Sequence[Path] = ()
+    new_generation: bool = False
 
     def field_of(self, variable: str) -> str:
         return self.fields.get(variable, variable)
@@ -246,66 +243,91 @@ def check_fields(task: str, fields: Iterable[str]) -> None:
             raise UnknownNameError(f"{task} variable", var, known)
 
 
-def run_template_baseline(options: TemplateOptions) -> BaselineReport:
+def template_identity(o: TemplateOptions, tset: TemplateSet,
+                      known: list[dict[str, Any]] | None) -> dict[str, Any]:
+    spec = TASKS[o.task]
+    return {"inputs": fingerprints(o.inputs, known),
+            "templates": [t.ref for t in tset.templates],
+            "params": {"lang": tset.lang, "task": o.task, "seed": o.seed, "format": o.fmt,
+                       "fields": {v: o.field_of(v) for v in (spec.response, *spec.context)},
+                       "id_field": o.id_field, "lang_field": o.lang_field}}
+
+
+async def run_template_baseline(options: TemplateOptions) -> RunReport:
     """Fill templates for every record of ``options.inputs`` into ``options.out_dir``.
 
     Configuration problems (unknown task or language, no templates, a bad
     field mapping) raise before anything is written.
     """
     o = options
-    tset = load_templates(o.task, o.lang, o.template_dirs)
-    check_fields(o.task, o.fields)
+    tset, folder = await asyncio.to_thread(_open, o)
     spec = TASKS[o.task]
-    for path in o.inputs:
-        if not Path(path).is_file():
-            raise ConfigError(f"input file not found: {path}")
-    started = time.time()
-    files, report = RunFiles(o.out_dir, (DATASET, REJECTS)), BaselineReport()
+    report = RunReport()
     context_fields = tuple(o.field_of(v) for v in spec.context)
-    try:
+
+    def fill_all(run: Run) -> None:
+        # No model calls: the whole job is reading and filling, done off the event loop.
         for path in o.inputs:
             for item in read_records(path, fmt=o.fmt, text_field=o.field_of(spec.response),
                                      id_field=o.id_field, lang_field=o.lang_field,
                                      context_fields=context_fields, default_lang=tset.lang):
                 report.inputs += 1
-                row = (input_reject(item) if isinstance(item, InputError)
+                row = (input_reject(item, tset.lang) if isinstance(item, InputError)
                        else _row(item, tset, o))
-                if row["id"] in files.finished.kept or row["id"] in files.finished.rejected:
+                if run.finished.done(row.id):
                     report.skipped_done += 1
-                elif "instruction" in row:
-                    files.kept(row)
                 else:
-                    files.reject(row)
-    finally:
-        files.close()
-        used = Counter(r.get("template") for r in read_jsonl(o.out_dir / DATASET))
-        finish_run(files, report, baseline="template", started=started,
-                   config=_config(o, tset),
-                   extra_funnel={"by_template": {t.ref: used[t.ref] for t in tset.templates}},
-                   extra={"templates": [t.ref for t in tset.templates]})
+                    run.emit(row)
+
+    finished = await asyncio.to_thread(folder.scan, repair=True)
+    async with Run(folder, None, files=(DatasetRow, Reject), finished=finished) as run:
+        try:
+            await asyncio.to_thread(fill_all, run)
+        finally:
+            await run.flush()
+            used = await asyncio.to_thread(
+                lambda: Counter(r.template for r in folder.records(DatasetRow)))
+            report.count(run.finished,
+                         by_template={t.ref: used[t.ref] for t in tset.templates})
+            await run.summary(config=_config(o, tset), funnel=report.funnel,
+                              baseline="template", templates=[t.ref for t in tset.templates])
     return report
 
 
-def _row(record: Record, tset: TemplateSet, o: TemplateOptions) -> dict[str, Any]:
-    """The dataset row for one record, or its reject row."""
+def _open(o: TemplateOptions) -> tuple[TemplateSet, RunFolder]:
+    """Check the configuration, then open the run folder (nothing is written before the check)."""
+    tset = load_templates(o.task, o.lang, o.template_dirs)
+    check_fields(o.task, o.fields)
+    for path in o.inputs:
+        if not Path(path).is_file():
+            raise ConfigError(f"input file not found: {path}")
+    folder = RunFolder.open(o.out_dir, command="baseline template",
+                            identity=template_identity(o, tset,
+                                                       RunFolder.known_inputs(o.out_dir)),
+                            new_generation=o.new_generation)
+    return tset, folder
+
+
+def _row(record: Record, tset: TemplateSet, o: TemplateOptions) -> DatasetRow | Reject:
+    """The dataset row for one record, or its reject."""
     if record.lang != tset.lang:
-        return record_reject(record, tset.lang, "input", "wrong_lang",
-                             f"{record.source.file}:{record.source.line}: field "
+        return Reject(id=record.id, lang=tset.lang, stage="input", code="wrong_lang",
+                      detail=f"{record.source.file}:{record.source.line}: field "
                              f"{o.lang_field!r}: the record is {record.lang!r}, the templates "
-                             f"are {tset.lang!r}")
+                             f"are {tset.lang!r}", source=record.source.as_dict())
     template = draw_template(o.seed, record.id, tset.templates)
     ctx = record.context or {}
     values = {v: ctx[o.field_of(v)] for v in TASKS[tset.task].context}
-    return {"id": record.id, "lang": tset.lang, "instruction": template.fill(values),
-            "response": record.text, "instruction_en": None, "response_en": None,
-            "task": tset.task, "template": template.ref, "prompts": {"template": template.ref},
-            "models": {}, "source": record.source.as_dict(), "fields": dict(record.fields),
-            "usage": {}}
+    return DatasetRow(id=record.id, lang=tset.lang, instruction=template.fill(values),
+                      response=record.text, task=tset.task, template=template.ref,
+                      prompts={"template": template.ref}, source=record.source.as_dict(),
+                      fields=dict(record.fields))
 
 
 def _config(o: TemplateOptions, tset: TemplateSet) -> dict[str, Any]:
     spec = TASKS[o.task]
-    return {**config_paths(tuple(o.inputs), o.out_dir), "lang": tset.lang, "task": o.task,
+    return {"inputs": [str(p) for p in o.inputs], "out": str(o.out_dir), "lang": tset.lang,
+            "task": o.task,
             "seed": o.seed, "templates_file": str(tset.path),
             "template_version": tset.version,
             "fields": {v: o.field_of(v) for v in (spec.response, *spec.context)},

@@ -9,35 +9,26 @@ reject, never a silent drop. Rows share ``mlift run``'s core schema with
 ``task: "translated"`` and no score, so the two datasets can be compared and
 exported the same way.
 
-The run folder, resume and accounting are ``mlift run``'s: records stream
-through a bounded :class:`~mlift.engine.scheduler.Scheduler`, rows are
-appended by :class:`~mlift.pipeline.outputs.RunFiles` as they finish, and a
-re-run skips ids already in ``dataset.jsonl`` or ``rejects.jsonl`` (the
+The run folder, resume and accounting are ``mlift run``'s
+(:mod:`mlift.runfolder`): a re-run skips ids already in ``dataset.jsonl`` or
+``rejects.jsonl`` and retries items whose calls failed at the provider (the
 cache makes half-finished items free).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlift.baselines.common import (
-    BaselineReport,
-    config_paths,
-    finish_run,
-    input_reject,
-    record_reject,
-)
 from mlift.engine.core import Engine
-from mlift.engine.scheduler import NOT_DONE, Scheduler
-from mlift.errors import BudgetExceeded, ConfigError, InputError
+from mlift.errors import ConfigError, InputError
 from mlift.langs import Language, get_language
 from mlift.pipeline import validate
-from mlift.pipeline.outputs import DATASET, REJECTS, RunFiles
+from mlift.pipeline.runner import input_reject, stage_reject
 from mlift.pipeline.sources import Record, read_records
 from mlift.pipeline.stages import (
     BACK_BUDGET,
@@ -47,6 +38,9 @@ from mlift.pipeline.stages import (
     translation_budget,
 )
 from mlift.prompts import PromptLibrary, PromptTemplate, render
+from mlift.records import DatasetRow, RecordBase, Reject
+from mlift.runfolder import Finished, Run, RunFolder, endpoint_identity, fingerprints
+from mlift.runfolder.report import RunReport
 
 TASK = "translated"
 INSTRUCTION_PROMPT = "translate/back"
@@ -80,6 +74,7 @@ class TranslateOptions:
     fmt: str | None = None
     lang_id: bool = True
     workers: int = 64
+    new_generation: bool = False
 
 
 def join_instruction(instruction: str, input_text: str | None) -> str:
@@ -107,59 +102,68 @@ class TranslateBaseline:
         self.instruction_prompt = library.get(INSTRUCTION_PROMPT)
         self.response_prompt = library.get(RESPONSE_PROMPT)
         self._identify = _identifier(self.lang) if options.lang_id else None
-        self.files = RunFiles(options.out_dir, (DATASET, REJECTS))
-        self.report = BaselineReport()
-        self.scheduler: Scheduler[_Item | dict[str, Any], dict[str, Any]] = Scheduler(
-            self._work, self._emit, workers=options.workers)
+        self.report = RunReport()
+        self.run_state: Run | None = None
+
+    @property
+    def emitted(self) -> int:
+        return self.run_state.emitted if self.run_state is not None else 0
+
+    def identity(self, known: list[dict[str, Any]] | None,
+                 endpoint: dict[str, Any]) -> dict[str, Any]:
+        o, f = self.o, self.o.fields
+        return {"inputs": fingerprints(o.inputs, known),
+                "models": {"translator": o.translator},
+                "endpoints": {"translator": endpoint},
+                "prompts": {"instruction": self.instruction_prompt.ref,
+                            "response": self.response_prompt.ref},
+                "params": {"lang": self.lang.code, "format": o.fmt, "lang_id": o.lang_id,
+                           "fields": {"instruction": f.instruction, "input": f.input,
+                                      "response": f.response, "id": f.id, "lang": f.lang}}}
 
     # -- input ------------------------------------------------------------
 
-    def _items(self) -> Iterator[_Item | dict[str, Any]]:
+    def _items(self, done: Finished) -> Iterator[_Item | Reject]:
         f = self.o.fields
-        done = self.files.finished
         for path in self.o.inputs:
             for item in read_records(path, fmt=self.o.fmt, text_field=f.response, id_field=f.id,
                                      lang_field=f.lang, context_fields=(f.instruction,),
                                      default_lang="en"):
                 self.report.inputs += 1
-                out = input_reject(item) if isinstance(item, InputError) else self._item(item)
-                item_id = out["id"] if isinstance(out, dict) else out.record.id
-                if item_id in done.kept or item_id in done.rejected:
+                out = (input_reject(item, self.lang.code) if isinstance(item, InputError)
+                       else self._item(item))
+                item_id = out.id if isinstance(out, Reject) else out.record.id
+                if done.done(item_id):
                     self.report.skipped_done += 1
                     continue
                 yield out
 
-    def _item(self, record: Record) -> _Item | dict[str, Any]:
-        """The record ready to translate, or the reject row saying why it is not."""
+    def _item(self, record: Record) -> _Item | Reject:
+        """The record ready to translate, or the reject saying why it is not."""
         f = self.o.fields
         if record.lang != "en":
-            return record_reject(record, self.lang.code, "input", "not_english",
-                                 f"{record.source.file}:{record.source.line}: field "
-                                 f"{f.lang!r}: the record says {record.lang!r}; the translation "
-                                 "baseline translates English records")
+            return _record_reject(record, self.lang.code, "not_english",
+                                  f"{record.source.file}:{record.source.line}: field "
+                                  f"{f.lang!r}: the record says {record.lang!r}; the "
+                                  "translation baseline translates English records")
         extra = dict(record.fields)
         input_text = extra.pop(f.input, None)
         if input_text is not None and not isinstance(input_text, str):
-            return record_reject(record, self.lang.code, "input", "bad_type",
-                                 f"{record.source.file}:{record.source.line}: field "
-                                 f"{f.input!r}: expected a string, got "
-                                 f"{type(input_text).__name__}")
+            return _record_reject(record, self.lang.code, "bad_type",
+                                  f"{record.source.file}:{record.source.line}: field "
+                                  f"{f.input!r}: expected a string, got "
+                                  f"{type(input_text).__name__}")
         instruction = (record.context or {})[f.instruction]
         return _Item(record, join_instruction(instruction, input_text), extra)
 
     # -- one item ---------------------------------------------------------
 
-    async def _work(self, item: _Item | dict[str, Any]) -> Any:
-        if isinstance(item, dict):
-            return {"reject": item}
-        try:
-            return await self._translate(item)
-        except BudgetExceeded as exc:
-            self.report.stopped = str(exc)
-            self.scheduler.stop()
-            return NOT_DONE
+    async def _work(self, item: _Item | Reject) -> tuple[RecordBase, ...]:
+        if isinstance(item, Reject):
+            return (item,)
+        return (await self._translate(item),)
 
-    async def _translate(self, item: _Item) -> dict[str, Any]:
+    async def _translate(self, item: _Item) -> RecordBase:
         record, trace = item.record, Trace()
         response_en = record.text.strip()
         try:
@@ -168,16 +172,14 @@ class TranslateBaseline:
             response = await self._call("translate_response", self.response_prompt,
                                         response_en, record.id, trace)
         except StageReject as r:
-            return {"reject": record_reject(
-                record, self.lang.code, r.stage, r.code, r.detail,
-                instruction_en=item.instruction_en, response_en=response_en,
-                prompts=dict(trace.prompts), usage=trace.usage)}
-        return {"kept": {
-            "id": record.id, "lang": self.lang.code, "instruction": instruction,
-            "response": response, "instruction_en": item.instruction_en,
-            "response_en": response_en, "task": TASK, "prompts": dict(trace.prompts),
-            "models": {"translator": self.o.translator}, "source": record.source.as_dict(),
-            "fields": item.fields, "usage": trace.usage}}
+            return stage_reject(r, item_id=record.id, lang=self.lang.code, response=None,
+                                source=record.source.as_dict(), trace=trace,
+                                instruction_en=item.instruction_en, response_en=response_en)
+        return DatasetRow(
+            id=record.id, lang=self.lang.code, instruction=instruction, response=response,
+            instruction_en=item.instruction_en, response_en=response_en, task=TASK,
+            prompts=dict(trace.prompts), models={"translator": self.o.translator},
+            source=record.source.as_dict(), fields=item.fields, usage=trace.usage)
 
     async def _call(self, stage: str, template: PromptTemplate, text: str, item_id: str,
                     trace: Trace) -> str:
@@ -194,37 +196,52 @@ class TranslateBaseline:
                    or validate.check_back_translation(out, lang, has_context=False,
                                                       identify=self._identify))
         if problem:
-            raise StageReject(stage, *problem)
+            raise StageReject(stage, *problem, raw=done.text)
         return out
-
-    def _emit(self, _index: int, _item: object, outcome: dict[str, Any]) -> None:
-        if "kept" in outcome:
-            self.files.kept(outcome["kept"])
-        else:
-            self.files.reject(outcome["reject"])
 
     # -- the whole run ----------------------------------------------------
 
-    async def run(self) -> BaselineReport:
-        started = time.time()
-        try:
-            await self.scheduler.run(self._items())
-        finally:
-            self.files.close()
-            finish_run(self.files, self.report, baseline="translate", started=started,
-                       config=self._config(),
-                       extra={"prompts": {p.name: p.ref for p in (self.instruction_prompt,
-                                                                  self.response_prompt)},
-                              "accounting": self.engine.accounting.snapshot(),
-                              "budget": self.engine.budget.to_json()})
-        return self.report
+    async def run(self) -> RunReport:
+        out = self.o.out_dir
+        endpoint = endpoint_identity(self.engine.endpoint(self.o.translator))
+
+        def open_folder() -> tuple[RunFolder, int, Finished]:
+            folder = RunFolder.open(out, command="baseline translate",
+                                    identity=self.identity(RunFolder.known_inputs(out),
+                                                           endpoint),
+                                    new_generation=self.o.new_generation)
+            retried = folder.retry_failed()
+            return folder, retried, folder.scan(repair=True)
+
+        folder, retried, finished = await asyncio.to_thread(open_folder)
+        r = self.report
+        r.retried = retried
+        async with Run(folder, self.engine, files=(DatasetRow, Reject),
+                       finished=finished) as run:
+            self.run_state = run
+            try:
+                await run.each(self._items(run.finished), self._work, workers=self.o.workers)
+            finally:
+                r.stopped = run.stopped
+                r.cost_usd, r.run_cost_usd = run.cost()
+                r.count(run.finished)
+                await run.summary(config=self._config(), funnel=r.funnel, baseline="translate",
+                                  prompts={p.name: p.ref for p in (self.instruction_prompt,
+                                                                   self.response_prompt)})
+        return r
 
     def _config(self) -> dict[str, Any]:
         f = self.o.fields
-        return {**config_paths(tuple(self.o.inputs), self.o.out_dir), "lang": self.lang.code,
+        return {"inputs": [str(p) for p in self.o.inputs], "out": str(self.o.out_dir),
+                "lang": self.lang.code,
                 "models": {"translator": self.o.translator}, "lang_id": self.o.lang_id,
                 "fields": {"instruction": f.instruction, "input": f.input,
                            "response": f.response, "id": f.id, "lang": f.lang}}
+
+
+def _record_reject(record: Record, lang: str, code: str, detail: str) -> Reject:
+    return Reject(id=record.id, lang=lang, stage="input", code=code, detail=detail,
+                  source=record.source.as_dict())
 
 
 def target_language(code: str) -> Language:

@@ -22,7 +22,13 @@ from mlift.baselines.translate import (
     TranslateOptions,
     target_language,
 )
-from mlift.cli.common import EngineFactory, Progress, add_engine_args, print_summary
+from mlift.cli.common import (
+    EngineFactory,
+    Progress,
+    add_engine_args,
+    add_folder_args,
+    print_summary,
+)
 from mlift.errors import ConfigError
 from mlift.prompts import PromptLibrary, load_prompts
 
@@ -91,6 +97,7 @@ def _register_translate(kinds: argparse._SubParsersAction[argparse.ArgumentParse
                    help=f"translation model (default {DEFAULT_PROVIDER}, the simulator)")
     m.add_argument("--no-lang-id", action="store_true",
                    help="skip the language-ID check on Latin-script targets")
+    add_folder_args(t)
     add_engine_args(t)
     t.set_defaults(handler=handle_translate)
 
@@ -115,6 +122,7 @@ def _register_template(kinds: argparse._SubParsersAction[argparse.ArgumentParser
                    help="input format (default: by file extension)")
     t.add_argument("--templates", action="append", type=Path, default=[], metavar="DIR",
                    help="extra template folder (<task>/<lang>/vN.toml), adds to the bundled")
+    add_folder_args(t)
     t.set_defaults(handler=handle_template)
 
 
@@ -140,7 +148,8 @@ def handle_translate(args: argparse.Namespace) -> int:
     options = TranslateOptions(inputs=tuple(args.inputs), out_dir=args.out, lang=lang.code,
                                translator=spec if ":" in spec else f"{spec}:default",
                                fields=_fields(args), fmt=args.fmt,
-                               lang_id=not args.no_lang_id, workers=args.concurrency or 64)
+                               lang_id=not args.no_lang_id, workers=args.concurrency or 64,
+                               new_generation=args.new_generation)
     library = load_prompts()
     return asyncio.run(_translate(args, options, library))
 
@@ -157,16 +166,15 @@ async def _translate(args: argparse.Namespace, options: TranslateOptions,
         baseline = TranslateBaseline(options, engine, library)
 
         def counts() -> tuple[int | None, int | None]:
-            return baseline.scheduler.emitted, None
+            return baseline.report.skipped_done + baseline.emitted, None
 
         async with Progress(engine, quiet=args.quiet, counts=counts):
             report = await baseline.run()
-    print_summary("baseline translate", report, options.out_dir,
-                  engine.accounting.total_cost())
+    print_summary("baseline translate", report, options.out_dir, args.max_cost)
     if report.stopped:
         print(f"mlift baseline translate: stopped early: {report.stopped}", file=sys.stderr)
         return 4
-    return 0 if report.balanced else 1
+    return report.exit_code
 
 
 # ------------------------------------------------------------------- template
@@ -186,7 +194,8 @@ def handle_template(args: argparse.Namespace) -> int:
     options = TemplateOptions(inputs=tuple(args.inputs), out_dir=args.out, lang=args.lang,
                               task=args.task, seed=args.seed, fields=_field_map(args.field),
                               id_field=args.id_field, lang_field=args.lang_field,
-                              fmt=args.fmt, template_dirs=tuple(args.templates))
-    report = run_template_baseline(options)
-    print_summary("baseline template", report, options.out_dir, None)
-    return 0 if report.balanced else 1
+                              fmt=args.fmt, template_dirs=tuple(args.templates),
+                              new_generation=args.new_generation)
+    report = asyncio.run(run_template_baseline(options))
+    print_summary("baseline template", report, options.out_dir)
+    return report.exit_code

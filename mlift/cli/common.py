@@ -7,19 +7,30 @@ import asyncio
 import dataclasses
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TextIO
 
 from mlift.config import Config, load_config, resolve_endpoint
-from mlift.engine.accounting import Accounting, Budget, format_progress
+from mlift.engine.accounting import Accounting, Budget, format_progress, usd
 from mlift.engine.cache import ResponseCache, default_cache_dir
 from mlift.engine.core import Engine
 from mlift.engine.retry import TimeoutPolicy
 from mlift.errors import ConfigError
 from mlift.prices import Price, PriceTable
 from mlift.providers.base import Endpoint
+from mlift.runfolder.report import RunReport
+
+
+def add_folder_args(parser: argparse.ArgumentParser) -> None:
+    """``--new-generation``, for every command that writes a run folder."""
+    parser.add_argument(
+        "--new-generation", action="store_true",
+        help="the --out folder holds a run made with other settings: move it into "
+             "OUT/generations/N/ and start afresh (without this flag such a resume is "
+             "refused, so rows made two ways never mix)")
 
 
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
@@ -31,9 +42,10 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
                    help="send to this server instead (an OpenAI- or Anthropic-compatible API)")
     g.add_argument("--rpm", type=float, help="requests per minute allowed by the provider")
     g.add_argument("--tpm", type=float, help="tokens per minute allowed by the provider")
-    g.add_argument("--transport", choices=["sdk", "aiohttp"],
-                   help="HTTP client for openai-kind providers: the official SDK (default) "
-                        "or mlift's lean aiohttp client (same requests, far less CPU)")
+    g.add_argument("--transport", choices=["auto", "sdk", "aiohttp"],
+                   help="HTTP client: auto (default: mlift's lean aiohttp client, or the "
+                        "official SDK where a profile uses an SDK-only setting such as "
+                        "organization, project or Azure), sdk, or aiohttp")
     g.add_argument("--concurrency", type=int, help="most requests in flight per endpoint "
                    "(default 64)")
     g.add_argument("--max-cost", type=float, metavar="USD",
@@ -97,6 +109,51 @@ class EngineFactory:
                 await cache.aclose()
 
 
+# Where each stage's requests are shown on the progress line: the order items flow.
+STAGE_ORDER = ("to_en", "to_en_context", "instruct", "judge", "back",
+               "translate_instruction", "translate_response")
+
+
+class Eta:
+    """Seconds left, from the recent completion rate, moving steadily rather than jumping.
+
+    The rate is measured over the last ``window_s`` seconds (a run's start,
+    with every worker's first item still in flight, and bursts of items that
+    finish together would otherwise swing it). Each update moves the ETA at
+    most 30 % of the way to the new figure, and by no more than a tenth of
+    itself (at least 2 s), besides the time that passed.
+    """
+
+    def __init__(self, window_s: float = 60.0, warmup_s: float = 5.0) -> None:
+        self.window_s, self.warmup_s = window_s, warmup_s
+        self._samples: deque[tuple[float, int]] = deque()
+        self._eta: float | None = None
+        self._at = 0.0
+
+    def update(self, now: float, done: int | None, total: int | None) -> float | None:
+        if not total or done is None:
+            return None
+        if done >= total:
+            return 0.0
+        self._samples.append((now, done))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
+            self._samples.popleft()
+        start, done0 = self._samples[0]
+        if now - start < self.warmup_s or done <= done0:
+            if self._eta is None:
+                return None
+            return max(0.0, self._eta - (now - self._at))
+        raw = (total - done) * (now - start) / (done - done0)
+        if self._eta is None:
+            eta = raw
+        else:
+            expected = max(0.0, self._eta - (now - self._at))
+            cap = max(2.0, 0.1 * expected)
+            eta = expected + max(-cap, min(cap, 0.3 * (raw - expected)))
+        self._eta, self._at = eta, now
+        return eta
+
+
 class Progress:
     """A live status line on stderr: redrawn in place on a terminal, a line every 10 s otherwise."""
 
@@ -110,16 +167,19 @@ class Progress:
         self._tty = stream.isatty()
         self._start = time.monotonic()
         self._task: asyncio.Task[None] | None = None
+        self._eta = Eta()
 
     def line(self) -> str:
         done, total = self._counts()
         snapshot = self._engine.accounting.snapshot()
-        text = format_progress(snapshot, elapsed_s=time.monotonic() - self._start,
-                               total_items=total, done_items=done)
+        now = time.monotonic()
+        text = format_progress(snapshot, elapsed_s=now - self._start, total_items=total,
+                               done_items=done, eta_s=self._eta.update(now, done, total))
         stages = snapshot.get("stages", {})
-        if len(stages) > 1:  # a pipeline: where the requests are going
-            text += " · " + " ".join(f"{name} {cell['requests']:,}"
-                                     for name, cell in stages.items())
+        if len(stages) > 1:  # a pipeline: where the requests are going, in flow order
+            order = {name: i for i, name in enumerate(STAGE_ORDER)}
+            names = sorted(stages, key=lambda n: (order.get(n, len(order)), n))
+            text += " · " + " ".join(f"{name} {stages[name]['requests']:,}" for name in names)
         return text
 
     async def _tick(self) -> None:
@@ -153,32 +213,45 @@ class Progress:
         return time.monotonic() - self._start
 
 
-class FunnelReport(Protocol):
-    inputs: int
-    kept: int
-    rejected: int
-    skipped_done: int
-    funnel: dict[str, Any]
-
-    @property
-    def balanced(self) -> bool: ...
-
-
-def print_summary(command: str, report: FunnelReport, out_dir: Path,
-                  cost: float | None) -> None:
-    """The closing lines of a dataset-building command: the count check, rejects, where to look."""
-    status = "ok" if report.balanced else "MISMATCH"
-    below = getattr(report, "below", None)
+def print_summary(command: str, report: RunReport, out_dir: Path,
+                  max_cost: float | None = None) -> None:
+    """The closing lines of a dataset-building command: the count check, rejects, cost, where."""
     parts = [f"{report.kept} kept"]
-    if below is not None:
-        parts.append(f"{below} below threshold")
+    if report.below is not None:
+        parts.append(f"{report.below} below threshold")
     parts.append(f"{report.rejected} rejected")
+    missing = report.unfinished
+    if missing > 0 and report.stopped:
+        parts.append(f"{missing} not processed yet")
+        status = "stopped early: re-run to finish"
+    elif missing > 0:
+        status = (f"MISMATCH: {missing} input records are in none of the outputs; this is a "
+                  f"bug — please report it with {out_dir / 'run.json'}")
+    elif missing < 0:
+        status = (f"MISMATCH: the outputs hold {-missing} records more than this input has; "
+                  f"were records removed from an input file since the folder was made?")
+    else:
+        status = "ok"
     print(f"mlift {command}: {report.inputs} input = {' + '.join(parts)} [{status}]"
           + (f"; {report.skipped_done} already done" if report.skipped_done else ""),
           file=sys.stderr)
+    if report.retried:
+        print(f"  retried {report.retried} items whose calls had failed at the provider",
+              file=sys.stderr)
+    if report.provider_failures:
+        print(f"  {report.provider_failures} items failed at the provider (see rejects with "
+              f"\"retry\": true); re-run the same command to try them again", file=sys.stderr)
     reasons = report.funnel.get("rejects_by_stage_and_reason", {})
     if reasons:
         top = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:6])
         print(f"  rejects: {top}", file=sys.stderr)
-    spent = f"cost ${cost:.4f} this run; " if cost is not None else ""
-    print(f"  {spent}dataset: {out_dir / 'dataset.jsonl'}", file=sys.stderr)
+    print(f"  {cost_line(report.cost_usd, report.run_cost_usd, max_cost)}; "
+          f"dataset: {out_dir / 'dataset.jsonl'}", file=sys.stderr)
+
+
+def cost_line(this: float, total: float, max_cost: float | None) -> str:
+    """``cost $X this invocation, $Y over all invocations`` — which figure is which, always."""
+    cap = f" (--max-cost {usd(max_cost)} caps the total)" if max_cost is not None else ""
+    if abs(total - this) < 1e-12:
+        return f"cost {usd(this)}{cap}"
+    return f"cost {usd(this)} this invocation, {usd(total)} over all invocations{cap}"

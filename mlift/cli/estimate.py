@@ -25,10 +25,10 @@ from mlift.errors import ConfigError
 from mlift.estimate.estimator import estimate
 from mlift.estimate.pilot import run_pilot
 from mlift.estimate.report import format_table
-from mlift.pipeline.outputs import scan
 from mlift.prices import Price, PriceTable
 from mlift.prompts import PromptLibrary, load_prompts
 from mlift.providers.base import Endpoint
+from mlift.runfolder import RunFolder
 
 ESTIMATE_FILE = "estimate.json"
 
@@ -108,7 +108,8 @@ async def _estimate(args: argparse.Namespace, options: Any,
         result = await run_pilot(EngineFactory.from_args(args), options, library, endpoints,
                                  args.pilot, args.pilot_out, quiet=args.quiet or args.json)
         pilot, factors, latency = result.summary, result.factors, result.latency_s
-    finished = scan(args.out) if args.out is not None else None
+    finished = (RunFolder(args.out, {}).scan()
+                if args.out is not None and args.out.is_dir() else None)
     cache = None if args.no_cache else await ResponseCache.open(
         default_cache_dir(args.cache_dir))
     try:

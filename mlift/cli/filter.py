@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from mlift.cli.common import EngineFactory, add_engine_args
+from mlift.cli.common import EngineFactory, add_engine_args, cost_line
 from mlift.pipeline.refilter import refilter
 from mlift.prompts import load_prompts
 
@@ -32,8 +32,11 @@ async def _run(args: argparse.Namespace, library: object) -> int:
     async with factory.engine() as engine:
         report = await refilter(args.run_dir, args.min_score, engine,
                                 library)  # type: ignore[arg-type]
-        cost = engine.accounting.total_cost()
     print(f"mlift filter: min-score {args.min_score}: {report.kept} kept "
           f"({report.added} added, {report.removed} removed, {report.rejected} rejected on "
-          f"back-translation), {report.below} below; ${cost:.4f}", file=sys.stderr)
+          f"back-translation), {report.below} below; "
+          f"{cost_line(report.cost_usd, report.run_cost_usd, args.max_cost)}", file=sys.stderr)
+    if report.stopped:
+        print(f"mlift filter: stopped early: {report.stopped}", file=sys.stderr)
+        return 4
     return 0

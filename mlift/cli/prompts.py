@@ -7,6 +7,7 @@ which turns them into messages and exit codes.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from mlift.prompts import (
     render,
     write_lock,
 )
+from mlift.types import ROUTE_HEADER
 
 
 def register(subparsers: Any) -> None:
@@ -114,7 +116,12 @@ def _show_template(t: PromptTemplate, values: dict[str, str] | None) -> None:
     print(f"stage: {t.stage}  task: {t.task}  output: {t.output}")
     print(f"variables: {', '.join(t.variables)}")
     print("params: " + "  ".join(f"{k}={v}" for k, v in t.params.items()))
-    print(f"sim marker: {t.sim}")
+    print(f"sim route hint: {t.sim}")
+    if values is not None:
+        print(f"route (sent as the {ROUTE_HEADER} header): {messages[0].route}")
+    if t.output_schema is not None:
+        print(f"schema ({t.output_schema.name}): "
+              + json.dumps(t.output_schema.schema, ensure_ascii=False))
     print(f"file: {t.path}")
     for m in messages:
         print(f"\n--- {m.role} ---")

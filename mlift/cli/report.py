@@ -8,7 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from mlift.errors import ConfigError
 from mlift.report import dataset_stats, load_folder, render_html, render_text
+from mlift.report.agreement import agreement_html, agreement_text, agreements
 from mlift.report.stats import TOKEN_MODEL
 
 
@@ -29,8 +31,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     stats = [dataset_stats(load_folder(d), token_model=args.token_model) for d in args.dirs]
+    agreed = agreements(args.dirs)  # judges vs judges and people, where the folders have them
     if args.html:
-        page = render_html(stats)
+        page = render_html(stats, sections=agreement_html(agreed))
+        if args.html.is_dir():
+            raise ConfigError(f"--html {args.html} is a folder; name the page to write, "
+                              f"e.g. {args.html / 'report.html'}")
+        args.html.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.html.with_name(args.html.name + ".tmp")
         tmp.write_text(page, encoding="utf-8")
         os.replace(tmp, args.html)
@@ -38,5 +45,5 @@ def handle(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.to_json() for s in stats], indent=2, ensure_ascii=False))
     else:
-        sys.stdout.write(render_text(stats))
+        sys.stdout.write(render_text(stats) + agreement_text(agreed))
     return 0

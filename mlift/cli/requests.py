@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from mlift.bulk import BulkSummary, run_requests
-from mlift.cli.common import EngineFactory, Progress, add_engine_args
+from mlift.cli.common import EngineFactory, Progress, add_engine_args, add_folder_args
 from mlift.errors import ConfigError
 
 EXAMPLE = """\
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="e.g. openai:gpt-4o-mini, anthropic:claude-3-5-haiku-latest, sim:default")
     p.add_argument("--stats-json", type=Path, metavar="FILE",
                    help="also write the run's accounting (tokens, cost, latency, retries) here")
+    add_folder_args(p)
     add_engine_args(p)
     p.set_defaults(handler=handle)
 
@@ -49,7 +50,8 @@ async def _run(args: argparse.Namespace) -> int:
         async with Progress(engine, quiet=args.quiet) as progress:
             try:
                 summary = await run_requests(engine, args.input, args.out, args.provider,
-                                             workers=args.concurrency or 64)
+                                             workers=args.concurrency or 64,
+                                             new_generation=args.new_generation)
             finally:
                 snapshot = engine.accounting.snapshot()
                 if args.stats_json:

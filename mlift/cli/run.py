@@ -7,7 +7,13 @@ import asyncio
 import sys
 from pathlib import Path
 
-from mlift.cli.common import EngineFactory, Progress, add_engine_args, print_summary
+from mlift.cli.common import (
+    EngineFactory,
+    Progress,
+    add_engine_args,
+    add_folder_args,
+    print_summary,
+)
 from mlift.errors import ConfigError
 from mlift.langs import get_language
 from mlift.pipeline.runner import Pipeline, RunOptions
@@ -74,6 +80,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="run folder: dataset.jsonl, scored.jsonl, rejects.jsonl, run.json")
     add_pipeline_args(p)
+    add_folder_args(p)
     add_engine_args(p)
     p.set_defaults(handler=handle)
 
@@ -104,7 +111,8 @@ def options_from_args(args: argparse.Namespace, out_dir: Path) -> RunOptions:
                       id_field=args.id_field, lang_field=args.lang_field,
                       context_fields=tuple(args.context_fields), txt_mode=args.txt_mode,
                       judge_prompt=args.judge_prompt, tasks=tasks, min_score=args.min_score,
-                      seed=args.seed, select=select, workers=args.concurrency or 64)
+                      seed=args.seed, select=select, workers=args.concurrency or 64,
+                      new_generation=getattr(args, "new_generation", False))
 
 
 def check_inputs(options: RunOptions) -> None:
@@ -154,12 +162,12 @@ async def _run(args: argparse.Namespace, options: RunOptions, library: object) -
         total = count_records(options)
 
         def counts() -> tuple[int | None, int | None]:
-            return pipeline.report.skipped_done + pipeline.scheduler.emitted, total
+            return pipeline.report.skipped_done + pipeline.emitted, total
 
         async with Progress(engine, quiet=args.quiet, counts=counts):
             report = await pipeline.run()
-    print_summary("run", report, options.out_dir, engine.accounting.total_cost())
+    print_summary("run", report, options.out_dir, args.max_cost)
     if report.stopped:
         print(f"mlift run: stopped early: {report.stopped}", file=sys.stderr)
         return 4
-    return 0 if report.balanced else 1
+    return report.exit_code

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from mlift.sim import SimConfig, SimServer
+from mlift.types import ROUTE_HEADER
 
 
 def register(subparsers: Any) -> None:
@@ -85,8 +86,17 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-_DEMO_SYSTEM = "You translate text faithfully.\n<!-- mlift:translate source=hi target=en -->"
-_DEMO_JUDGE = "Rate the pair.\n<!-- mlift:judge format=json -->"
+# mlift's providers name the prompt a request came from in this header; the
+# simulator answers by it (a real server ignores it). The messages themselves
+# are exactly what a real model would read.
+_TRANSLATE = {ROUTE_HEADER: "translate/to_en@v1 translate source=hi target=en"}
+_INSTRUCT = {ROUTE_HEADER: "instruct/question@v1 instruct task=question style=chat"}
+_JUDGE = {ROUTE_HEADER: "judge/fit@v2 judge format=json"}
+_VERDICT = {"type": "object", "required": ["reason", "score"], "additionalProperties": False,
+            "properties": {"reason": {"type": "string"},
+                           "score": {"type": "integer", "enum": [1, 2, 3, 4, 5]}}}
+_PAIR = ("<instruction>When did the monsoon come?</instruction>"
+         "<response>It arrived early this year.</response>")
 
 
 async def _tour() -> None:
@@ -99,23 +109,40 @@ async def _tour() -> None:
         ant = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key="sim", max_retries=0)
         try:
             chat = await oai.chat.completions.create(
-                model="gpt-4o-mini", max_tokens=200, messages=[
-                    {"role": "system", "content": _DEMO_SYSTEM},
+                model="gpt-4o-mini", max_tokens=200, extra_headers=_TRANSLATE, messages=[
+                    {"role": "system", "content": "You translate text faithfully."},
                     {"role": "user", "content": "<text>मानसून इस साल जल्दी आया।</text>"}])
             print("openai  translate hi→en:", chat.choices[0].message.content)
             print("        usage:", chat.usage.model_dump() if chat.usage else None)
             msg = await ant.messages.create(
-                model="claude-3-5-haiku-latest", max_tokens=200,
-                system="Write an instruction.\n<!-- mlift:instruct task=question style=chat -->",
+                model="claude-3-5-haiku-latest", max_tokens=200, extra_headers=_INSTRUCT,
+                system="Write an instruction.",
                 messages=[{"role": "user", "content": "<response>The monsoon arrived early; "
                            "farmers planted rice.</response>"}])
             print("anthropic instruct:    ", msg.content[0].text)  # type: ignore[union-attr]
             verdict = await oai.chat.completions.create(
-                model="gpt-4o-mini", max_tokens=100, messages=[
-                    {"role": "system", "content": _DEMO_JUDGE},
-                    {"role": "user", "content": "<instruction>When did the monsoon come?"
-                     "</instruction><response>It arrived early this year.</response>"}])
+                model="gpt-4o-mini", max_tokens=100, extra_headers=_JUDGE,
+                messages=[{"role": "system", "content": "Rate the pair."},
+                          {"role": "user", "content": _PAIR}])
             print("openai  judge:         ", verdict.choices[0].message.content)
+            strict = await oai.chat.completions.create(
+                model="gpt-4o-mini", max_tokens=100, extra_headers=_JUDGE,
+                messages=[{"role": "user", "content": _PAIR}],
+                response_format={"type": "json_schema", "json_schema": {
+                    "name": "judge_fit", "schema": _VERDICT, "strict": True}})
+            print("openai  judge, json_schema:", strict.choices[0].message.content)
+            tool = await ant.messages.create(
+                model="claude-3-5-haiku-latest", max_tokens=100, extra_headers=_JUDGE,
+                messages=[{"role": "user", "content": _PAIR}],
+                tools=[{"name": "judge_fit", "description": "Record the verdict.",
+                        "input_schema": _VERDICT}],
+                tool_choice={"type": "tool", "name": "judge_fit"})
+            print("anthropic judge, forced tool:",
+                  json.dumps(tool.content[0].input))  # type: ignore[union-attr]
+            plain = await oai.chat.completions.create(
+                model="gpt-4o-mini", max_tokens=60,
+                messages=[{"role": "user", "content": "Rate this pair from 1 to 5."}])
+            print("openai  no header:     ", plain.choices[0].message.content)
             cut = await oai.chat.completions.create(
                 model="gpt-4o-mini", max_tokens=5,
                 messages=[{"role": "user", "content": "Tell me a long story about rivers."}])

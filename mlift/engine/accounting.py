@@ -245,6 +245,8 @@ class Budget:
         self.max_cost = max_cost
         self.spent = 0.0
         self.reserved = 0.0
+        # Spent by earlier invocations on the same run folder: the cap is the run's.
+        self.prior = 0.0
 
     @staticmethod
     def _check(amount: float, what: str) -> None:
@@ -254,7 +256,8 @@ class Budget:
     def reserve(self, amount: float) -> bool:
         """Reserve ``amount`` dollars; False (and nothing reserved) if that could pass the cap."""
         self._check(amount, "reservation")
-        if self.max_cost is not None and self.spent + self.reserved + amount > self.max_cost:
+        if self.max_cost is not None and \
+                self.prior + self.spent + self.reserved + amount > self.max_cost:
             return False
         self.reserved += amount
         return True
@@ -276,11 +279,21 @@ class Budget:
         """Dollars not yet spent or reserved; None without a cap."""
         if self.max_cost is None:
             return None
-        return max(0.0, self.max_cost - self.spent - self.reserved)
+        return max(0.0, self.max_cost - self.prior - self.spent - self.reserved)
+
+    @property
+    def total_spent(self) -> float:
+        """This invocation's spend plus what earlier invocations of the run spent."""
+        return self.prior + self.spent
 
     def to_json(self) -> dict[str, float | None]:
-        return {"max_cost": self.max_cost, "spent": self.spent, "reserved": self.reserved,
-                "remaining": self.remaining}
+        return {"max_cost": self.max_cost, "spent": self.spent, "spent_before": self.prior,
+                "reserved": self.reserved, "remaining": self.remaining}
+
+
+def usd(amount: float) -> str:
+    """Dollars as a person reads them: cents above a dime, four decimals below ($0.0042)."""
+    return f"${amount:,.2f}" if abs(amount) >= 0.1 else f"${amount:.4f}"
 
 
 def _human_count(n: float) -> str:
@@ -306,12 +319,13 @@ def _dollars(amount: float) -> str:
 
 
 def format_progress(snapshot: dict[str, Any], *, elapsed_s: float,
-                    total_items: int | None = None, done_items: int | None = None) -> str:
+                    total_items: int | None = None, done_items: int | None = None,
+                    eta_s: float | None = None) -> str:
     """One status line from ``Accounting.snapshot()``; pure, so the display is testable.
 
     ``req/s`` counts requests actually sent to a provider (cache hits are
-    shown apart); the ETA extrapolates the item rate so far and appears only
-    when the total is known.
+    shown apart); the ETA appears only when the total is known: ``eta_s`` if
+    the caller smooths one, else the item rate so far extrapolated.
     """
     t = snapshot["totals"]
     parts: list[str] = []
@@ -335,6 +349,8 @@ def format_progress(snapshot: dict[str, Any], *, elapsed_s: float,
     if total_items and done_items is not None:
         if done_items >= total_items:
             parts.append(f"done in {_human_duration(elapsed_s)}")
+        elif eta_s is not None:
+            parts.append(f"ETA {_human_duration(eta_s)}")
         elif done_items > 0 and elapsed_s > 0:
             eta = (total_items - done_items) * elapsed_s / done_items
             parts.append(f"ETA {_human_duration(eta)}")

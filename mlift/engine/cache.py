@@ -98,9 +98,12 @@ def cache_key(request: Request, endpoint: Endpoint) -> str:
 
     Keyed: provider kind, normalised base URL, model, max_tokens,
     temperature, extra params (order-insensitive), the rendered messages and
-    the prompt's ``id@version#hash``. Not keyed: the API key, the profile name
-    (two profiles for the same server and model share answers), the stage and
-    the item id (identical requests from different items are one call).
+    the prompt's ``id@version#hash``; with an output schema, the schema and
+    the profile's ``structured_outputs`` setting (an enforced schema changes
+    the answer; kind and base URL already fix what "auto" means). Not keyed:
+    the API key, the profile name (two profiles for the same server and model
+    share answers), the stage, the item id (identical requests from different
+    items are one call) and the messages' routing metadata (no model sees it).
     """
     if not math.isfinite(request.temperature):
         raise ConfigError(f"temperature must be a finite number, got {request.temperature!r}")
@@ -115,6 +118,9 @@ def cache_key(request: Request, endpoint: Endpoint) -> str:
         "messages": [[m.role, m.content] for m in request.messages],
         "prompt": request.prompt,
     }
+    if request.output_schema is not None:  # absent otherwise: older keys stay valid
+        payload["output_schema"] = request.output_schema.to_json()
+        payload["structured_outputs"] = endpoint.structured_outputs
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

@@ -25,7 +25,7 @@ from types import TracebackType
 
 from tenacity import RetryCallState
 
-from mlift.engine.accounting import Accounting, Budget
+from mlift.engine.accounting import Accounting, Budget, usd
 from mlift.engine.cache import ResponseCache, cache_key
 from mlift.engine.limiter import RateLimiter
 from mlift.engine.retry import RetryPolicy, TimeoutPolicy
@@ -62,7 +62,7 @@ class _EndpointState:
         # OpenAI charges prompt + max_tokens when it admits a request and keeps
         # the charge; Anthropic adjusts output tokens to what was used. Refund
         # unused reservations only where the provider does.
-        self.refunds = bool(getattr(provider, "refunds_unused_tokens", False))
+        self.refunds = provider.refunds_unused_tokens
         self.slots = asyncio.Semaphore(endpoint.concurrency or DEFAULT_CONCURRENCY)
         self.timeouts = timeouts
         self.auth_error: AuthError | None = None
@@ -146,8 +146,9 @@ class Engine:
         if not self.budget.reserve(worst):
             raise BudgetExceeded(
                 f"the next request could cost up to ${worst:.4f}, which would pass the "
-                f"--max-cost cap of ${self.budget.max_cost:.2f} "
-                f"(spent ${self.budget.spent:.4f}); re-run with a higher cap to resume")
+                f"--max-cost cap of {usd(self.budget.max_cost or 0.0)} "
+                f"(the run has spent ${self.budget.total_spent:.4f}); re-run with a higher cap "
+                f"to resume")
 
         attempts = 0
 

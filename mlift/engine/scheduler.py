@@ -53,10 +53,6 @@ class Scheduler(Generic[T, R]):
         """Start nothing new; let in-flight items finish."""
         self._stopping = True
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
-
     async def run(self, items: Iterable[T] | AsyncIterable[T]) -> None:
         queue: asyncio.Queue[tuple[int, T] | None] = asyncio.Queue(maxsize=2 * self._workers)
         try:

@@ -122,7 +122,8 @@ class Walker:
         request = Request(target=self.specs[role], messages=messages,
                           max_tokens=max_tokens or int(params.get("max_tokens", 512)),
                           temperature=float(params.get("temperature", 0.0)),
-                          prompt=template.ref, stage=stage, item_id=item_id)
+                          prompt=template.ref, stage=stage, item_id=item_id,
+                          output_schema=template.output_schema)  # as stages.call_model sends
         tokens = count_chat_tokens(messages, self._model(role))
         hit = None
         if self.cache is not None:

@@ -17,7 +17,7 @@ from typing import Any
 from mlift import __version__
 from mlift.errors import UnknownNameError
 from mlift.langs import get_language
-from mlift.report.load import RunFolder
+from mlift.report.load import FolderView
 from mlift.report.stats import funnel
 
 __all__ = ["CARD_MARK", "UNKNOWN_LICENSE", "dataset_card", "licenses"]
@@ -45,7 +45,7 @@ _METHODS = {
 }
 
 
-def licenses(folder: RunFolder) -> Counter[str]:
+def licenses(folder: FolderView) -> Counter[str]:
     """Rows per licence (``fields.license`` of the source record; missing → unknown)."""
     out: Counter[str] = Counter()
     for row in folder.rows:
@@ -85,7 +85,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return lines
 
 
-def _front_matter(folder: RunFolder, langs: Counter[str], lic: Counter[str],
+def _front_matter(folder: FolderView, langs: Counter[str], lic: Counter[str],
                   data_files: str | None) -> list[str]:
     lines = ["---", "language:", *[f"- {json.dumps(code)}" for code in langs],
              f"license: {_hub_license(lic)}", "size_categories:",
@@ -99,7 +99,7 @@ def _front_matter(folder: RunFolder, langs: Counter[str], lic: Counter[str],
     return [*lines, "---"]
 
 
-def dataset_card(folder: RunFolder, *, fmt: str, files: Sequence[str],
+def dataset_card(folder: FolderView, *, fmt: str, files: Sequence[str],
                  data_files: str | None = None, system: str | None = None) -> str:
     """The README.md text for an export of ``folder`` in format ``fmt`` made of ``files``."""
     rows = folder.rows

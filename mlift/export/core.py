@@ -20,8 +20,8 @@ from typing import Any
 from mlift.errors import ConfigError, InputError
 from mlift.export import formats, hf
 from mlift.export.card import CARD_MARK, dataset_card
-from mlift.pipeline.outputs import DATASET
-from mlift.report.load import RunFolder, load_folder
+from mlift.records import DatasetRow
+from mlift.report.load import FolderView, load_folder
 
 __all__ = ["FORMATS", "ExportResult", "export"]
 
@@ -40,15 +40,15 @@ class ExportResult:
     files: tuple[str, ...]
 
 
-def _check_rows(folder: RunFolder) -> None:
+def _check_rows(folder: FolderView) -> None:
     if not folder.rows:
-        raise ConfigError(f"{folder.path / DATASET}: no rows to export")
+        raise ConfigError(f"{folder.path / DatasetRow.FILE}: no rows to export")
     for line, row in zip(folder.row_lines, folder.rows, strict=True):
         for key in ("instruction", "response"):
             value = row.get(key)
             if not isinstance(value, str) or not value.strip():
                 raise InputError("missing or empty; every exported pair needs both texts",
-                                 file=str(folder.path / DATASET), line=line, field=key)
+                                 file=str(folder.path / DatasetRow.FILE), line=line, field=key)
 
 
 def _write_atomic(path: Path, chunks: Iterable[str]) -> None:
@@ -69,7 +69,7 @@ def _json_array(records: Iterable[dict[str, Any]]) -> Iterable[str]:
     yield "\n]\n"
 
 
-def _file_export(folder: RunFolder, fmt: str, out: Path, system: str | None) -> None:
+def _file_export(folder: FolderView, fmt: str, out: Path, system: str | None) -> None:
     convert: Callable[[dict[str, Any]], dict[str, Any]]
     if fmt == "openai-chat":
         def convert(row: dict[str, Any]) -> dict[str, Any]:

@@ -3,25 +3,26 @@
 Every judged pair is in ``scored.jsonl``, so sweeping the threshold needs no
 new judge calls: pairs now below ``K`` leave the dataset, pairs newly at or
 above it are back-translated (only those: the rest of the dataset is kept as
-it is) and added. The dataset is rewritten atomically.
+it is) and added. The rows that leave are dropped first, in one atomic
+rewrite; the new ones are then appended as they finish, so an interrupted
+filter is finished by running it again.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlift.engine.core import Engine
-from mlift.engine.scheduler import Scheduler
-from mlift.errors import ConfigError
+from mlift.errors import RunFolderError
 from mlift.langs import get_language
-from mlift.pipeline.outputs import DATASET, REJECTS, RUN, SCORED, read_jsonl
+from mlift.pipeline.runner import stage_reject
 from mlift.pipeline.stages import Models, StageReject, Stages, Trace
 from mlift.pipeline.validate import CONTEXT_PLACEHOLDER, contains_original
 from mlift.prompts import PromptLibrary
+from mlift.records import DatasetRow, RecordBase, Reject, ScoredPair, rewrite
+from mlift.runfolder import Run, RunFolder
 
 
 @dataclass(slots=True)
@@ -31,100 +32,96 @@ class FilterReport:
     added: int = 0
     rejected: int = 0
     below: int = 0
+    stopped: str | None = None
+    cost_usd: float = 0.0
+    run_cost_usd: float = 0.0
 
 
-def load_run(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / RUN
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a finished mlift run folder (no {RUN})")
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+def models_of(folder: RunFolder) -> Models:
+    """The models a pipeline run folder was made with."""
+    models = folder.identity.get("models") or folder.manifest.get(
+        "legacy_config", {}).get("models")
+    if not isinstance(models, dict) or not {"translator", "generator", "judge"} <= set(models):
+        raise RunFolderError(f"{folder.path}: the folder does not say which models made it "
+                             f"(no models in its {folder.path / 'manifest.json'} or run.json)")
+    return Models(translator=models["translator"], generator=models["generator"],
+                  judge=models["judge"])
 
 
-def models_of(run: dict[str, Any]) -> Models:
-    m = run["config"]["models"]
-    return Models(translator=m["translator"], generator=m["generator"], judge=m["judge"])
+def _row(pair: ScoredPair, instruction: str, trace: Trace) -> DatasetRow:
+    return DatasetRow(
+        id=pair.id, lang=pair.lang, instruction=instruction, response=pair.response,
+        instruction_en=pair.instruction_en, response_en=pair.response_en, task=pair.task,
+        style=pair.style, length_hint=pair.length_hint, score=pair.score, reason=pair.reason,
+        prompts={**pair.prompts, **trace.prompts}, models=pair.models, source=pair.source,
+        fields=pair.fields, usage={**pair.usage, **trace.usage})
 
 
 async def refilter(run_dir: Path, min_score: int, engine: Engine, library: PromptLibrary,
                    *, workers: int = 64) -> FilterReport:
-    run = load_run(run_dir)
-    stages = Stages(engine, library, models_of(run))
+    folder = RunFolder.load(run_dir, expect="run")
+    stages = Stages(engine, library, models_of(folder))
     report = FilterReport()
-    rejected = {r["id"] for r in read_jsonl(run_dir / REJECTS)}
-    old_rows = {r["id"]: r for r in read_jsonl(run_dir / DATASET)}
-    scored = [s for s in read_jsonl(run_dir / SCORED)
-              if s["id"] not in rejected or s["id"] in old_rows]
-    rows: list[dict[str, Any]] = []
-    new_rejects: list[dict[str, Any]] = []
-    todo = []
-    for pair in scored:
-        if pair["score"] < min_score:
+    finished = folder.scan(repair=True)
+    old_rows = {r.id: r for r in folder.records(DatasetRow)}
+    pairs = [p for p in folder.records(ScoredPair)
+             if p.id not in finished.rejected or p.id in old_rows]
+    keep: list[RecordBase] = []
+    todo: list[ScoredPair] = []
+    for pair in pairs:
+        if pair.score < min_score:
             report.below += 1
-            report.removed += pair["id"] in old_rows
-        elif pair["id"] in old_rows:
-            rows.append(old_rows[pair["id"]])
+            report.removed += pair.id in old_rows
+        elif pair.id in old_rows:
+            keep.append(old_rows[pair.id])
         else:
             todo.append(pair)
+    if report.removed:
+        rewrite(folder.file(DatasetRow), keep)  # before anything new is appended
 
-    async def back(pair: dict[str, Any]) -> dict[str, Any]:
-        lang, trace = get_language(pair["lang"]), Trace()
-        context = pair.get("context")
-        context_text = "\n\n".join(v for v in context.values() if v) if context else None
+    async def back(pair: ScoredPair) -> tuple[RecordBase, ...]:
+        lang, trace = get_language(pair.lang or ""), Trace()
+        context = pair.context_text
         try:
-            instruction = await stages.back(pair["id"], pair["instruction_en"], lang,
-                                            context_text is not None, trace)
-            if context_text is not None:
-                instruction = instruction.replace(CONTEXT_PLACEHOLDER, context_text)
-            problem = contains_original(instruction, pair["response"])
+            instruction = await stages.back(pair.id, pair.instruction_en, lang,
+                                            context is not None, trace)
+            if context is not None:
+                instruction = instruction.replace(CONTEXT_PLACEHOLDER, context)
+            problem = contains_original(instruction, pair.response)
             if problem:
-                raise StageReject("emit", *problem)
+                raise StageReject("emit", *problem, raw=instruction)
         except StageReject as r:
-            return {"reject": {"id": pair["id"], "lang": pair["lang"], "stage": r.stage,
-                               "code": r.code, "detail": r.detail, "response": pair["response"],
-                               "source": pair.get("source"), "usage": trace.usage}}
-        usage = {**pair.get("usage", {}), **trace.usage}
-        prompts = {**pair.get("prompts", {}), **trace.prompts}
-        keys = ("id", "lang")
-        row = {**{k: pair[k] for k in keys}, "instruction": instruction,
-               "response": pair["response"], "instruction_en": pair["instruction_en"],
-               "response_en": pair["response_en"], "task": pair["task"],
-               "style": pair.get("style"), "length_hint": pair.get("length_hint"),
-               "score": pair["score"], "reason": pair["reason"], "prompts": prompts,
-               "models": pair.get("models"), "source": pair.get("source"),
-               "fields": pair.get("fields", {}), "usage": usage}
-        return {"kept": row}
-
-    def emit(_i: int, _pair: object, outcome: dict[str, Any]) -> None:
-        if "kept" in outcome:
-            rows.append(outcome["kept"])
-            report.added += 1
-        else:
-            new_rejects.append(outcome["reject"])
             report.rejected += 1
+            return (stage_reject(r, item_id=pair.id, lang=pair.lang, response=pair.response,
+                                 source=pair.source, trace=trace),)
+        report.added += 1
+        return (_row(pair, instruction, trace),)
 
-    await Scheduler(back, emit, workers=workers).run(todo)
-    report.kept = len(rows)
-    _rewrite(run_dir / DATASET, rows)
-    with (run_dir / REJECTS).open("a", encoding="utf-8") as fh:
-        for r in new_rejects:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    run["config"]["min_score"] = min_score
-    run.setdefault("filters", []).append({"min_score": min_score, "kept": report.kept,
-                                          "added": report.added, "removed": report.removed,
-                                          "rejected": report.rejected})
-    run["funnel"].update({"kept": report.kept, "below_threshold": report.below})
-    tmp = run_dir / (RUN + ".tmp")
-    tmp.write_text(json.dumps(run, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, run_dir / RUN)
+    previous = folder.summary()
+    async with Run(folder, engine, files=(DatasetRow, Reject), finished=finished,
+                   command="filter") as run:
+        try:
+            await run.each(todo, back, workers=workers)
+        finally:
+            report.stopped = run.stopped
+            report.kept = len(keep) + report.added
+            report.cost_usd, report.run_cost_usd = run.cost()
+            await run.summary(**_updated(previous, min_score, report))
     return report
 
 
-def _rewrite(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def _updated(previous: dict[str, Any], min_score: int, report: FilterReport) -> dict[str, Any]:
+    """The run's ``run.json`` parts with the new threshold, funnel and filter history."""
+    keep = {k: v for k, v in previous.items() if k in ("config", "funnel", "prompts",
+                                                        "filters", "estimate_vs_actual")}
+    config = dict(keep.get("config", {}))
+    config["min_score"] = min_score
+    funnel = dict(keep.get("funnel", {}))
+    funnel.update({"kept": report.kept, "below_threshold": report.below})
+    if isinstance(funnel.get("rejected"), int):
+        funnel["rejected"] += report.rejected
+    filters = [*keep.get("filters", []), {
+        "min_score": min_score, "kept": report.kept, "added": report.added,
+        "removed": report.removed, "rejected": report.rejected,
+        "stopped_early": report.stopped}]
+    return {**keep, "config": config, "funnel": funnel, "filters": filters}

@@ -3,31 +3,35 @@
 Records stream from the inputs through selection (step 0, in input order, so
 dedup decisions do not depend on timing) into a bounded pool of workers that
 take each item through the model stages (steps 1–6). Every item ends in
-exactly one of dataset / below threshold / rejects; finished items are
-skipped on a re-run, and the cache makes half-finished ones free.
+exactly one of dataset / below threshold / rejects. The run folder
+(:mod:`mlift.runfolder`) refuses to resume a run made with other settings,
+skips finished items, retries items whose only fault was a failed provider
+call, and keeps the ledger that ``--max-cost`` caps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlift import __version__
 from mlift.engine.core import Engine
-from mlift.engine.scheduler import NOT_DONE, Scheduler
-from mlift.errors import BudgetExceeded, InputError
+from mlift.errors import InputError
 from mlift.langs import get_language
-from mlift.pipeline.outputs import RunFiles, scan
-from mlift.pipeline.select import Reject, SelectConfig, Selector
+from mlift.pipeline.parallel import in_thread, select_stream
+from mlift.pipeline.select import Reject as Selected
+from mlift.pipeline.select import SelectConfig, Selector
 from mlift.pipeline.sources import Record, read_records
 from mlift.pipeline.stages import Models, StageReject, Stages, Trace
 from mlift.pipeline.validate import CONTEXT_PLACEHOLDER, contains_original
 from mlift.prompts import PromptLibrary, draw
+from mlift.records import DatasetRow, RecordBase, Reject, ScoredPair
+from mlift.runfolder import Finished, Run, RunFolder, endpoint_identity, fingerprints
+from mlift.runfolder.report import RunReport
 
 # The instruct prompts that fit each kind of context-bearing record.
 CONTEXT_TASKS = {"qa": ("question_context",), "summarization": ("summary_context",),
@@ -54,44 +58,70 @@ class RunOptions:
     workers: int = 64
     # Process only these selected records (a pilot run); None = all.
     only_ids: frozenset[str] | None = None
-
-
-@dataclass(slots=True)
-class RunReport:
-    inputs: int = 0
-    kept: int = 0
-    below: int = 0
-    rejected: int = 0
-    skipped_done: int = 0
-    stopped: str | None = None
-    funnel: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def balanced(self) -> bool:
-        return self.inputs == self.kept + self.below + self.rejected
-
-
-@dataclass(frozen=True, slots=True)
-class _Bad:
-    """An input line that could not be read as a record."""
-
-    id: str
-    error: InputError
+    # Start a new generation if the folder holds a run made otherwise (else: refuse).
+    new_generation: bool = False
+    # Processes for selection (None: one per core; 1: none, all in this process).
+    select_workers: int | None = None
 
 
 def bad_input_id(error: InputError) -> str:
-    """Stable id for an unreadable input line (it has no usable id of its own)."""
+    """The reject id of an input line: its own id if readable, else one made from file:line."""
+    own = getattr(error, "record_id", None)
+    if isinstance(own, str) and own and error.code != "duplicate_id":
+        return own
     return "bad-" + hashlib.sha256(f"{error.file}:{error.line}".encode()).hexdigest()[:12]
 
 
-def _source(record: Record) -> dict[str, Any]:
-    return record.source.as_dict()
+def input_reject(error: InputError, lang: str | None = None) -> Reject:
+    """The reject of an unreadable input line, filed under its id (see ``bad_input_id``)."""
+    return Reject(id=bad_input_id(error), lang=lang, stage="input", code=error.code,
+                  detail=str(error),
+                  source={"file": error.file, "line": error.line, "field": error.field})
+
+
+def stage_reject(r: StageReject, *, item_id: str, lang: str | None, response: str | None,
+                 source: dict[str, Any] | None, trace: Trace | None = None,
+                 **extra: Any) -> Reject:
+    """The reject of an item a stage refused (a provider failure is marked for retry)."""
+    return Reject(id=item_id, lang=lang, stage=r.stage, code=r.code, detail=r.detail,
+                  source=source, response=response, raw=Reject.bounded(r.raw), retry=r.retry,
+                  prompts=dict(trace.prompts) if trace else {},
+                  usage=trace.usage if trace else {}, **extra)
 
 
 def _context_text(record: Record) -> str | None:
     if not record.context:
         return None
     return "\n\n".join(v for v in record.context.values() if v)
+
+
+def run_identity(options: RunOptions, endpoints: dict[str, dict[str, Any]],
+                 library: PromptLibrary,
+                 known_inputs: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What changes this run's outputs (see :mod:`mlift.runfolder.identity`).
+
+    ``endpoints``: :func:`~mlift.runfolder.endpoint_identity` of each role's endpoint.
+    """
+    o, m = options, options.models
+    specs = {"translator": m.translator, "generator": m.generator, "judge": m.judge}
+    pool = library.pool("instruct", o.tasks) if o.tasks else [
+        t for t in library if t.stage == "instruct"]
+    return {
+        "inputs": fingerprints(o.inputs, known_inputs),
+        "models": specs,
+        "endpoints": endpoints,
+        "prompts": {"to_en": library.get("translate/to_en").ref,
+                    "back": library.get("translate/back").ref,
+                    "judge": library.get(o.judge_prompt).ref,
+                    "instruct": sorted(t.ref for t in pool)},
+        "params": {"seed": o.seed, "tasks": list(o.tasks) if o.tasks else None,
+                   "judge_prompt": o.judge_prompt, "lang": o.lang, "format": o.fmt,
+                   "text_field": o.text_field, "id_field": o.id_field,
+                   "lang_field": o.lang_field, "context_fields": list(o.context_fields),
+                   "txt_mode": o.txt_mode,
+                   "select": {k: getattr(o.select, k) for k in (
+                       "min_chars", "max_chars", "dedup", "near_dup", "lang_id")}},
+    }
 
 
 class Pipeline:
@@ -103,68 +133,68 @@ class Pipeline:
         identify = self.selector.identifier  # the same language ID the selection uses
         self.stages = Stages(engine, library, options.models, judge_prompt=options.judge_prompt,
                              identify=identify.rank if identify is not None else None)
-        self.files = RunFiles(options.out_dir)
         self.report = RunReport()
-        self.scheduler: Scheduler[Record | Reject | _Bad, dict[str, Any]] = Scheduler(
-            self._work, self._emit, workers=options.workers)
+        self.run_state: Run | None = None
+
+    @property
+    def emitted(self) -> int:
+        """Items finished by this invocation so far (for the progress line)."""
+        return self.run_state.emitted if self.run_state is not None else 0
 
     # -- input ------------------------------------------------------------
 
-    def _items(self) -> Iterator[Record | Reject | _Bad]:
+    def _records(self) -> Iterator[Record | InputError]:
         o = self.o
-        wanted = set(o.only_ids) if o.only_ids is not None else None
         for path in o.inputs:
-            for item in read_records(path, fmt=o.fmt, text_field=o.text_field,
-                                     id_field=o.id_field, lang_field=o.lang_field,
-                                     context_fields=o.context_fields, default_lang=o.lang,
-                                     txt_mode=o.txt_mode):
-                self.report.inputs += 1
-                # Selection sees every record, finished or not, so a resumed run
-                # makes the same dedup decisions as an uninterrupted one.
-                out: Record | Reject | _Bad
-                if isinstance(item, InputError):
-                    out = _Bad(bad_input_id(item), item)
-                else:
-                    out = self.selector.select(item)
-                item_id = out.id if not isinstance(out, Reject) else out.record.id
-                if wanted is not None:
-                    if item_id not in wanted or not isinstance(out, Record):
-                        continue
-                    wanted.discard(item_id)
-                if self.files.finished.done(item_id, o.min_score):
-                    self.report.skipped_done += 1
+            yield from read_records(path, fmt=o.fmt, text_field=o.text_field,
+                                    id_field=o.id_field, lang_field=o.lang_field,
+                                    context_fields=o.context_fields, default_lang=o.lang,
+                                    txt_mode=o.txt_mode)
+
+    def _items(self, run: Run) -> Iterator[Record | Selected | InputError]:
+        """What to process, in input order (runs in a thread: it reads and selects)."""
+        o, finished = self.o, run.finished
+        wanted = set(o.only_ids) if o.only_ids is not None else None
+        # Selection sees every record, finished or not, so a resumed run makes the
+        # same dedup decisions as an uninterrupted one.
+        for out in select_stream(self._records(), self.selector, workers=o.select_workers):
+            self.report.inputs += 1
+            item_id = (bad_input_id(out) if isinstance(out, InputError) else
+                       out.record.id if isinstance(out, Selected) else out.id)
+            if wanted is not None:
+                if item_id not in wanted or not isinstance(out, Record):
+                    self.report.inputs -= 1
                     continue
-                yield out
-                if wanted is not None and not wanted:
-                    return  # every chosen record is on its way
+                wanted.discard(item_id)
+            if finished.done(item_id, o.min_score):
+                self.report.skipped_done += 1
+                continue
+            yield out
+            if wanted is not None and not wanted:
+                return  # every chosen record is on its way
 
     # -- one item -----------------------------------------------------------
 
-    async def _work(self, item: Record | Reject | _Bad) -> Any:
-        if isinstance(item, _Bad):
-            e = item.error
-            return {"reject": {"id": item.id, "lang": None, "stage": "input", "code": e.code,
-                               "detail": str(e), "source": {"file": e.file, "line": e.line,
-                                                            "field": e.field}}}
-        if isinstance(item, Reject):
+    async def _work(self, item: Record | Selected | InputError) -> Sequence[RecordBase]:
+        if isinstance(item, InputError):
+            return (input_reject(item, self.o.lang),)
+        if isinstance(item, Selected):
             r = item.record
-            return {"reject": {"id": r.id, "lang": r.lang, "stage": item.stage,
-                               "code": item.code, "detail": item.detail, "response": r.text,
-                               "source": _source(r)}}
-        try:
-            return await self._process(item)
-        except BudgetExceeded as exc:
-            self.report.stopped = str(exc)
-            self.scheduler.stop()
-            return NOT_DONE
+            return (Reject(id=r.id, lang=r.lang, stage=item.stage, code=item.code,
+                           detail=item.detail, response=r.text, source=r.source.as_dict()),)
+        records = await self._process(item)
+        finished = self.run_state.finished if self.run_state else None
+        # A resumed item (scored before, now above a lower threshold) is scored once.
+        return tuple(r for r in records if not (
+            isinstance(r, ScoredPair) and finished is not None and r.id in finished.scores))
 
-    async def _process(self, record: Record) -> dict[str, Any]:
+    async def _process(self, record: Record) -> tuple[RecordBase, ...]:
         o, stages = self.o, self.stages
         lang = get_language(record.lang or "")
         trace = Trace()
         context = _context_text(record)
-        scored: dict[str, Any] | None = None
-        base = {"id": record.id, "lang": lang.code}
+        source = record.source.as_dict()
+        scored: ScoredPair | None = None
         try:
             response_en = await stages.to_english(record.id, record.text, lang, trace)
             context_en = None
@@ -182,93 +212,91 @@ class Pipeline:
                       else instruction_en.replace(CONTEXT_PLACEHOLDER, context_en))
             verdict = await stages.judge(record.id, judged, response_en, trace)
             kept = verdict.score >= o.min_score
-            scored = {**base, "score": verdict.score, "reason": verdict.reason, "kept": kept,
-                      "instruction_en": instruction_en, "response_en": response_en,
-                      "response": record.text, "context": record.context,
-                      "task": drawn.template.task, "style": drawn.style.name,
-                      "length_hint": drawn.length.name, "prompts": dict(trace.prompts),
-                      "models": self._models(), "source": _source(record),
-                      "fields": dict(record.fields), "usage": trace.usage}
+            scored = ScoredPair(
+                id=record.id, lang=lang.code, score=verdict.score, reason=verdict.reason,
+                kept=kept, instruction_en=instruction_en, response_en=response_en,
+                response=record.text, context=dict(record.context) if record.context else None,
+                task=drawn.template.task,
+                style=drawn.style.name, length_hint=drawn.length.name,
+                prompts=dict(trace.prompts), models=self._models(), source=source,
+                fields=dict(record.fields), usage=_copy(trace.usage))
             if not kept:
-                return {"scored": scored}
+                return (scored,)
             instruction = await stages.back(record.id, instruction_en, lang,
-                                             context is not None, trace)
+                                            context is not None, trace)
             if context is not None:
                 instruction = instruction.replace(CONTEXT_PLACEHOLDER, context)
             problem = contains_original(instruction, record.text)
             if problem:
                 raise StageReject("emit", *problem, raw=instruction)
         except StageReject as r:
-            reject = {**base, "stage": r.stage, "code": r.code, "detail": r.detail,
-                      "raw": r.raw, "response": record.text, "source": _source(record),
-                      "prompts": trace.prompts, "usage": trace.usage}
-            return {"scored": scored, "reject": reject} if scored else {"reject": reject}
-        row = {**base, "instruction": instruction, "response": record.text,
-               "instruction_en": instruction_en, "response_en": response_en,
-               "task": drawn.template.task, "style": drawn.style.name,
-               "length_hint": drawn.length.name, "score": verdict.score,
-               "reason": verdict.reason, "prompts": dict(trace.prompts),
-               "models": self._models(), "source": _source(record),
-               "fields": dict(record.fields), "usage": trace.usage}
-        return {"scored": scored, "kept": row}
+            reject = stage_reject(r, item_id=record.id, lang=lang.code, response=record.text,
+                                  source=source, trace=trace)
+            return (scored, reject) if scored else (reject,)
+        row = DatasetRow(
+            id=record.id, lang=lang.code, instruction=instruction, response=record.text,
+            instruction_en=instruction_en, response_en=response_en, task=drawn.template.task,
+            style=drawn.style.name, length_hint=drawn.length.name, score=verdict.score,
+            reason=verdict.reason, prompts=dict(trace.prompts), models=self._models(),
+            source=source, fields=dict(record.fields), usage=trace.usage)
+        return (scored, row)
 
     def _models(self) -> dict[str, str]:
         m = self.o.models
         return {"translator": m.translator, "generator": m.generator, "judge": m.judge}
 
-    def _emit(self, _index: int, _item: object, outcome: dict[str, Any]) -> None:
-        if outcome.get("scored"):
-            self.files.scored(outcome["scored"])
-        if outcome.get("kept"):
-            self.files.kept(outcome["kept"])
-        if outcome.get("reject"):
-            self.files.reject(outcome["reject"])
-
     # -- the whole run ------------------------------------------------------
 
+    def open_folder(self, endpoints: dict[str, dict[str, Any]]) -> tuple[RunFolder, int, Finished]:
+        """Open (or resume) the run folder — refusing one made with other settings —,
+        put provider-failure rejects back in line, and read what is finished."""
+        known = RunFolder.known_inputs(self.o.out_dir)
+        folder = RunFolder.open(self.o.out_dir, command="run",
+                                identity=run_identity(self.o, endpoints, self.library, known),
+                                new_generation=self.o.new_generation)
+        retried = folder.retry_failed() if self.o.only_ids is None else 0
+        return folder, retried, folder.scan(repair=True)
+
     async def run(self) -> RunReport:
-        started = time.time()
-        try:
-            await self.scheduler.run(self._items())
-        finally:
-            self.files.close()
-            self._finish(started)
-        return self.report
-
-    def _finish(self, started: float) -> None:
-        finished = scan(self.o.out_dir)
+        m = self.o.models
+        endpoints = {role: endpoint_identity(self.engine.endpoint(spec)) for role, spec in
+                     (("translator", m.translator), ("generator", m.generator),
+                      ("judge", m.judge))}
+        folder, retried, finished = await asyncio.to_thread(self.open_folder, endpoints)
         r = self.report
-        r.kept, r.rejected = len(finished.kept), len(finished.rejected)
-        r.below = len(finished.below(self.o.min_score))
-        scores = [finished.scores[i] for i in finished.scores]
-        r.funnel = {
-            "input": r.inputs, "kept": r.kept, "below_threshold": r.below,
-            "rejected": r.rejected, "balanced": r.balanced,
-            "selection": self.selector.counts(),
-            "rejects_by_stage_and_reason": dict(sorted(finished.reasons.items())),
-            "scored": len(scores),
-            "score_histogram": {str(s): scores.count(s) for s in range(1, 6)},
-            "judge_parse_failures": self.stages.judge_parse_failures,
-            "judge_reasks": self.stages.judge_reasks,
-        }
-        data: dict[str, Any] = {
-            "mlift_version": __version__,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "elapsed_s": round(time.time() - started, 3),
-            "stopped_early": r.stopped,
-            "config": self._config(),
-            "prompts": {t.name: t.ref for t in self.library},
-            "funnel": r.funnel,
-            "accounting": self.engine.accounting.snapshot(),
-            "budget": self.engine.budget.to_json(),
-        }
-        estimate = self.o.out_dir / "estimate.json"
-        if estimate.exists():  # written by `mlift estimate --out DIR`
-            from mlift.estimate import estimate_vs_actual
+        r.retried = retried
+        async with Run(folder, self.engine, files=(DatasetRow, ScoredPair, Reject),
+                       finished=finished) as run:
+            self.run_state = run
+            try:
+                await run.each(in_thread(lambda: self._items(run)), self._work,
+                               workers=self.o.workers)
+            finally:
+                r.stopped = run.stopped
+                self._finish(run)
+                await run.summary(config=self._config(), funnel=r.funnel,
+                                  prompts={t.name: t.ref for t in self.library},
+                                  **self._estimate_vs_actual(run))
+        return r
 
-            data["estimate_vs_actual"] = estimate_vs_actual(
-                json.loads(estimate.read_text(encoding="utf-8")), data["accounting"])
-        self.files.write_run_json(data)
+    def _finish(self, run: Run) -> None:
+        finished, r = run.finished, self.report
+        r.cost_usd, r.run_cost_usd = run.cost()
+        scores = list(finished.scores.values())
+        r.count(finished, min_score=self.o.min_score,
+                selection=self.selector.counts(), scored=len(scores),
+                score_histogram={str(s): scores.count(s) for s in range(1, 6)},
+                judge_parse_failures=self.stages.judge_parse_failures,
+                judge_reasks=self.stages.judge_reasks)
+
+    def _estimate_vs_actual(self, run: Run) -> dict[str, Any]:
+        estimate = self.o.out_dir / "estimate.json"
+        if not estimate.exists():  # written by `mlift estimate --out DIR`
+            return {}
+        from mlift.estimate import estimate_vs_actual  # not needed on most runs
+
+        return {"estimate_vs_actual": estimate_vs_actual(
+            json.loads(estimate.read_text(encoding="utf-8")), run.ledger.totals())}
 
     def _config(self) -> dict[str, Any]:
         o = self.o
@@ -278,3 +306,8 @@ class Pipeline:
                 "seed": o.seed, "text_field": o.text_field, "context_fields":
                 list(o.context_fields), "select": {k: getattr(o.select, k) for k in (
                     "min_chars", "max_chars", "dedup", "near_dup", "lang_id")}}
+
+
+def _copy(usage: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A snapshot of an item's usage so far (the trace keeps growing)."""
+    return {stage: dict(cell) for stage, cell in usage.items()}

@@ -96,10 +96,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
 
-import numpy as np
-
 from mlift.errors import ConfigError, UnknownNameError
 from mlift.langs import Language, get_language, script_profile
+from mlift.pipeline.minhash import MinHasher, NearDupIndex
 from mlift.pipeline.sources import Record
 from mlift.tokens import approx_tokens
 
@@ -217,178 +216,105 @@ def _text_key(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest())
 
 
-@lru_cache(maxsize=8)
-def _lsh_shape(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) minimising the false-positive plus false-negative area at ``threshold``."""
-    s = np.linspace(0.0, 1.0, 1001)
-    below = s < threshold
-    best = (float("inf"), 1, 1)
-    for bands in range(1, num_perm + 1):
-        for rows in range(1, num_perm // bands + 1):
-            p = 1.0 - (1.0 - s**rows) ** bands  # chance that some band matches at Jaccard s
-            # Riemann sums of the false-positive area below and false-negative area above.
-            err = float(np.where(below, p, 1.0 - p).sum()) / (len(s) - 1)
-            if err < best[0]:
-                best = (err, bands, rows)
-    return best[1], best[2]
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What selection learns of one record without looking at any other.
 
-
-_ROLL = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the rolling shingle hash
-
-
-def _mix64(x: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, np.dtype[np.uint64]]:
-    """MurmurHash3's 64-bit finaliser, so every bit of a shingle hash depends on every input bit.
-
-    Array arithmetic wraps modulo 2**64 silently, which is what hashing wants.
-    """
-    x = x ^ (x >> np.uint64(33))
-    x = x * np.uint64(0xFF51AFD7ED558CCD)
-    x = x ^ (x >> np.uint64(33))
-    x = x * np.uint64(0xC4CEB9FE1A85EC53)
-    return x ^ (x >> np.uint64(33))
-
-
-def _shingle_hashes(text: str, width: int) -> np.ndarray[Any, np.dtype[np.uint32]]:
-    """The distinct 32-bit hashes of the text's ``width``-character shingles, vectorised."""
-    folded = " ".join(text.casefold().split())
-    points = np.frombuffer(folded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    count = max(1, len(points) - width + 1)
-    rolled = np.zeros(count, dtype=np.uint64)
-    for j in range(min(width, len(points))):  # polynomial hash of each window, mod 2**64
-        rolled = rolled * _ROLL + points[j:j + count]
-    return np.unique(_mix64(rolled) >> np.uint64(32)).astype(np.uint32)
-
-
-class _NearDupIndex:
-    """MinHash signatures, LSH band buckets; stores band hashes only, never signatures.
-
-    Permutation i is the multiply-shift hash ``a_i * x + b_i mod 2**32`` (odd
-    ``a_i``) of the well-mixed shingle hash ``x``. Over the sample texts its
-    Jaccard estimates were unbiased (mean error -0.003, sd 0.033 at 128
-    permutations, the binomial limit). Plain affine hashes of unmixed 32-bit
-    CRCs were not: they inflated a 0.61 Jaccard to 0.84.
+    Pure given the config, so it can be computed in another process; the
+    decisions that compare records (duplicates) are :meth:`Selector.decide`'s.
+    ``record`` is the cleaned record (the original when ``reject`` is set);
+    rejects always carry ``original``, the record as it was read.
     """
 
-    def __init__(self, threshold: float, num_perm: int, seed: int) -> None:
-        self.bands, self.rows = _lsh_shape(threshold, num_perm)
-        rng = np.random.default_rng(seed)
-        top = np.iinfo(np.uint32).max
-        self._a = rng.integers(0, top, size=(num_perm, 1), dtype=np.uint32, endpoint=True)
-        self._a |= np.uint32(1)
-        self._b = rng.integers(0, top, size=(num_perm, 1), dtype=np.uint32, endpoint=True)
-        self._buckets: dict[int, str] = {}
-
-    def keys(self, text: str, width: int) -> list[int]:
-        signature = (_shingle_hashes(text, width) * self._a + self._b).min(axis=1)
-        r = self.rows
-        return [int.from_bytes(hashlib.blake2b(signature[i * r:(i + 1) * r].tobytes(),
-                                               digest_size=8, salt=i.to_bytes(2)).digest())
-                for i in range(self.bands)]
-
-    def find(self, keys: Iterable[int]) -> str | None:
-        return next((self._buckets[k] for k in keys if k in self._buckets), None)
-
-    def add(self, keys: Iterable[int], record_id: str) -> None:
-        for k in keys:
-            self._buckets.setdefault(k, record_id)
-
-    def __len__(self) -> int:
-        return len(self._buckets)
+    record: Record
+    original: Record
+    reject: Reject | None = None
+    key: int = 0
+    bands: tuple[int, ...] = ()
+    wrong_language: str | None = None
 
 
-class Selector:
-    """Applies step 0 to records in stream order; keeps funnel counts per reason code.
+def pack(a: Analysis) -> tuple[Any, ...]:
+    """An analysis without the record it came from (the receiving side has that)."""
+    if a.reject is not None:
+        return ("r", a.reject.code, a.reject.detail)
+    r, o = a.record, a.original
+    return ("k", r.lang, None if r.text == o.text else r.text,
+            None if r.context == o.context else r.context, a.key, a.bands, a.wrong_language)
 
-    ``identify`` replaces the default py3langid identifier; ``count_tokens``
-    the token estimate used for ``max_context_tokens`` (default
-    :func:`mlift.tokens.approx_tokens`). Not thread-safe: one selector per stream.
-    """
 
-    def __init__(self, config: SelectConfig | None = None, *,
-                 identify: LanguageIdentifier | None = None,
+def unpack(packed: tuple[Any, ...], original: Record) -> Analysis:
+    """The analysis :func:`pack` reduced, for ``original``."""
+    if packed[0] == "r":
+        return Analysis(original, original, Reject(packed[1], packed[2], original))
+    _, lang, text, context, key, bands, wrong = packed
+    cleaned = dataclasses.replace(original, lang=lang,
+                                  text=original.text if text is None else text,
+                                  context=original.context if context is None else context)
+    return Analysis(cleaned, original, None, key, bands, wrong)
+
+
+class Analyser:
+    """The per-record checks of step 0: clean, band, context budget, script, keys, language ID."""
+
+    def __init__(self, config: SelectConfig, *, identify: LanguageIdentifier | None = None,
                  count_tokens: Callable[[str], int] | None = None) -> None:
-        self.config = config or SelectConfig()
-        if self.config.lang_id and identify is None:
+        self.config = config
+        if config.lang_id and identify is None:
             identify = default_identifier()
-        self._identify = identify
+        self.identify = identify
         self._count_tokens = count_tokens or approx_tokens
-        self._counts: Counter[str] = Counter()
-        self._exact: dict[int, str] = {}
-        self._near = (_NearDupIndex(self.config.near_dup_threshold, self.config.num_perm,
-                                    self.config.seed) if self.config.near_dup else None)
+        self._hasher = (MinHasher(config.near_dup_threshold, config.num_perm, config.seed)
+                        if config.near_dup else None)
 
     @property
-    def identifier(self) -> LanguageIdentifier | None:
-        """The language identifier in use (None with ``lang_id=False``), for later stages."""
-        return self._identify
+    def near_dup(self) -> bool:
+        return self._hasher is not None
 
-    def counts(self) -> dict[str, int]:
-        """``seen``, ``kept`` and the count of every reason code (zeros included)."""
-        return {"seen": self._counts["seen"], "kept": self._counts["kept"],
-                **{code: self._counts[code] for code in REASONS}}
-
-    def select_all(self, records: Iterable[Record]) -> Iterator[Record | Reject]:
-        return (self.select(r) for r in records)
-
-    def select(self, record: Record) -> Record | Reject:
-        """The cleaned record, or a :class:`Reject` saying why it was dropped."""
-        self._counts["seen"] += 1
-        outcome = self._check(record)
-        self._counts[outcome.code if isinstance(outcome, Reject) else "kept"] += 1
-        return outcome
-
-    def _check(self, record: Record) -> Record | Reject:
+    def analyse(self, record: Record) -> Analysis:
         cfg = self.config
+
+        def reject(code: str, detail: str) -> Analysis:
+            return Analysis(record, record, Reject(code, detail, record))
+
         if not record.lang:
-            return Reject("missing_lang", "the record has no language", record)
+            return reject("missing_lang", "the record has no language")
         try:
             lang = get_language(record.lang)
         except UnknownNameError as e:
-            return Reject("unknown_language", str(e).split(" Known:")[0], record)
+            return reject("unknown_language", str(e).split(" Known:")[0])
         text = normalize_text(record.text)
         context = ({k: normalize_text(v) for k, v in record.context.items()}
                    if record.context is not None else None)
         if not text:
-            return Reject("empty_text", "nothing left after normalisation", record)
+            return reject("empty_text", "nothing left after normalisation")
         lo, hi = cfg.bands.get(lang.code, lang.band)
         if context:
             # A response to a context may be short and natural ("En 1982."): no minimum.
             lo = 1
         lo, hi = cfg.min_chars if cfg.min_chars is not None else lo, cfg.max_chars or hi
         if len(text) < lo:
-            return Reject("too_short", f"{len(text)} characters, {lang.code} minimum {lo}",
-                          record)
+            return reject("too_short", f"{len(text)} characters, {lang.code} minimum {lo}")
         if len(text) > hi:
-            return Reject("too_long", f"{len(text)} characters, {lang.code} maximum {hi}",
-                          record)
+            return reject("too_long", f"{len(text)} characters, {lang.code} maximum {hi}")
         if context and cfg.max_context_tokens is not None:
             tokens = sum(self._count_tokens(v) for v in context.values())
             if tokens > cfg.max_context_tokens:
-                return Reject("context_too_long",
-                              f"context ~{tokens} tokens, budget {cfg.max_context_tokens}",
-                              record)
+                return reject("context_too_long",
+                              f"context ~{tokens} tokens, budget {cfg.max_context_tokens}")
         # With a context, the record is the (context, response) pair: checks of
         # script, language and duplication look at both (two QA items may share
         # the answer "1982." and still be different items).
         probe = text if not context else "\n".join([*context.values(), text])
         if cfg.script_check and (detail := self._wrong_script(probe, lang)):
-            return Reject("wrong_script", detail, record)
-        key = _text_key(probe)
-        if cfg.dedup and key in self._exact:
-            return Reject("duplicate", f"same text as {self._exact[key]}", record)
-        keys: list[int] = []
-        if self._near is not None:
+            return reject("wrong_script", detail)
+        bands: tuple[int, ...] = ()
+        if self._hasher is not None:
             width = cfg.shingle_chars or (3 if _CJK_SCRIPTS & set(lang.scripts) else 5)
-            keys = self._near.keys(probe, width)
-            if (other := self._near.find(keys)) is not None:
-                return Reject("near_duplicate", f"near duplicate of {other}", record)
-        if self._identify is not None and (detail := self._wrong_language(probe, lang)):
-            return Reject("wrong_language", detail, record)
-        if cfg.dedup:
-            self._exact[key] = record.id
-        if self._near is not None:
-            self._near.add(keys, record.id)
-        return dataclasses.replace(record, lang=lang.code, text=text, context=context)
+            bands = tuple(self._hasher.keys(probe, width))
+        wrong = self._wrong_language(probe, lang) if self.identify is not None else None
+        cleaned = dataclasses.replace(record, lang=lang.code, text=text, context=context)
+        return Analysis(cleaned, record, None, _text_key(probe), bands, wrong)
 
     def _wrong_script(self, text: str, lang: Language) -> str | None:
         profile = script_profile(text)
@@ -402,10 +328,10 @@ class Selector:
                 f"{self.config.min_script_fraction:.0%}); mostly {top} ({top_share:.0%})")
 
     def _wrong_language(self, text: str, lang: Language) -> str | None:
-        assert self._identify is not None
-        if lang.code not in self._identify.labels:
+        assert self.identify is not None
+        if lang.code not in self.identify.labels:
             return None  # the identifier cannot tell this language; the script check stands
-        ranking = self._identify.rank(text[:self.config.lid_max_chars])
+        ranking = self.identify.rank(text[:self.config.lid_max_chars])
         if not ranking:
             return None
         top, p = ranking[0]
@@ -414,3 +340,65 @@ class Selector:
         if top in lang.siblings and p < self.config.sibling_max_confidence:
             return None
         return f"detected {top} ({p:.2f}), expected {lang.code}"
+
+
+class Selector:
+    """Applies step 0 to records in stream order; keeps funnel counts per reason code.
+
+    ``select(record)`` = ``decide(analyse(record))``: the per-record analysis
+    (:class:`Analyser`) may also be computed elsewhere — in a process pool,
+    :mod:`mlift.pipeline.parallel` — and handed to :meth:`decide` in input order,
+    which makes the same decisions. ``identify`` replaces the default
+    py3langid identifier; ``count_tokens`` the token estimate used for
+    ``max_context_tokens`` (default :func:`mlift.tokens.approx_tokens`). Not
+    thread-safe: one selector per stream.
+    """
+
+    def __init__(self, config: SelectConfig | None = None, *,
+                 identify: LanguageIdentifier | None = None,
+                 count_tokens: Callable[[str], int] | None = None) -> None:
+        self.config = config or SelectConfig()
+        self.analyser = Analyser(self.config, identify=identify, count_tokens=count_tokens)
+        self.custom = identify is not None or count_tokens is not None
+        self._counts: Counter[str] = Counter()
+        self._exact: dict[int, str] = {}
+        self._near = NearDupIndex() if self.analyser.near_dup else None
+
+    @property
+    def identifier(self) -> LanguageIdentifier | None:
+        """The language identifier in use (None with ``lang_id=False``), for later stages."""
+        return self.analyser.identify
+
+    def counts(self) -> dict[str, int]:
+        """``seen``, ``kept`` and the count of every reason code (zeros included)."""
+        return {"seen": self._counts["seen"], "kept": self._counts["kept"],
+                **{code: self._counts[code] for code in REASONS}}
+
+    def select_all(self, records: Iterable[Record]) -> Iterator[Record | Reject]:
+        return (self.select(r) for r in records)
+
+    def select(self, record: Record) -> Record | Reject:
+        """The cleaned record, or a :class:`Reject` saying why it was dropped."""
+        return self.decide(self.analyser.analyse(record))
+
+    def decide(self, analysis: Analysis) -> Record | Reject:
+        """The decision for the next record in stream order, given its analysis."""
+        self._counts["seen"] += 1
+        outcome = self._decide(analysis)
+        self._counts[outcome.code if isinstance(outcome, Reject) else "kept"] += 1
+        return outcome
+
+    def _decide(self, a: Analysis) -> Record | Reject:
+        if a.reject is not None:
+            return a.reject
+        if self.config.dedup and a.key in self._exact:
+            return Reject("duplicate", f"same text as {self._exact[a.key]}", a.original)
+        if self._near is not None and (other := self._near.find(a.bands)) is not None:
+            return Reject("near_duplicate", f"near duplicate of {other}", a.original)
+        if a.wrong_language:
+            return Reject("wrong_language", a.wrong_language, a.original)
+        if self.config.dedup:
+            self._exact[a.key] = a.record.id
+        if self._near is not None:
+            self._near.add(a.bands, a.record.id)
+        return a.record

@@ -15,7 +15,7 @@ from typing import Any
 
 from mlift.engine.core import Engine
 from mlift.errors import EndpointUnusable, ProviderError
-from mlift.langs import Language, get_language
+from mlift.langs import Language
 from mlift.pipeline import validate
 from mlift.pipeline.verdict import Verdict, VerdictError, parse_verdict, reask_message
 from mlift.prompts import Draw, PromptLibrary, PromptTemplate, render
@@ -27,7 +27,6 @@ MAX_REASKS = 2
 # Anthropic chat models take 128k-200k), and room kept for the prompt itself.
 DEFAULT_CONTEXT_TOKENS = 128_000
 PROMPT_ROOM = 2_000
-ENGLISH = get_language("en")
 
 
 # max_tokens of a translation, as a multiple of the source's tokens (plus slack):
@@ -42,21 +41,18 @@ def translation_budget(template: PromptTemplate, text: str, model: str, factor: 
     return min(cap, int(factor * count_tokens(text, model)) + BUDGET_SLACK)
 
 
-# How much of a rejected answer a reject record keeps.
-RAW_LIMIT = 2_000
-
-
 class StageReject(Exception):
     """This item leaves the pipeline at ``stage`` for reason ``code``.
 
-    ``raw`` is what the model answered when its answer was the problem
-    (bounded to ``RAW_LIMIT`` characters), so a user can see why; None when
-    no answer was the cause (a provider failure, a text too long to send).
+    ``raw`` is the model's answer that was refused (kept, bounded, on the reject
+    so a user can see what the model said); ``retry`` marks a failure of the
+    provider rather than of the item, which the next run tries again.
     """
 
-    def __init__(self, stage: str, code: str, detail: str, *, raw: str | None = None) -> None:
+    def __init__(self, stage: str, code: str, detail: str, *, raw: str | None = None,
+                 retry: bool = False) -> None:
         self.stage, self.code, self.detail = stage, code, detail
-        self.raw = raw if raw is None or len(raw) <= RAW_LIMIT else raw[:RAW_LIMIT] + "…"
+        self.raw, self.retry = raw, retry
         super().__init__(f"{stage}: {code}: {detail}")
 
 
@@ -98,13 +94,14 @@ async def call_model(engine: Engine, stage: str, target: str, template: PromptTe
         target=target, messages=messages,
         max_tokens=max_tokens or int(params.get("max_tokens", 512)),
         temperature=float(params.get("temperature", 0.0)),
-        prompt=template.ref, stage=stage, item_id=item_id)
+        prompt=template.ref, stage=stage, item_id=item_id, output_schema=template.output_schema)
     try:
         completion = await engine.complete(request)
     except EndpointUnusable:
         raise
     except ProviderError as exc:
-        raise StageReject(stage, f"provider_{type(exc).__name__}", str(exc)) from exc
+        raise StageReject(stage, f"provider_{type(exc).__name__}", str(exc),
+                          retry=True) from exc
     trace.add(stage, completion)
     trace.prompts[stage] = template.ref
     return completion
@@ -177,9 +174,11 @@ class Stages:
         template = self.judge_prompt
         messages = render(template, {"instruction": instruction_en, "response": response_en})
         error: VerdictError | None = None
+        answers: list[str] = []
         for attempt in range(MAX_REASKS + 1):
             done = await self._call("judge", self.models.judge, template, messages, item_id,
                                     trace)
+            answers.append(done.text)
             try:
                 return parse_verdict(done.text)
             except VerdictError as exc:
@@ -193,7 +192,7 @@ class Stages:
         cut = " (max_tokens cut the last answer)" if done.finish_reason == "length" else ""
         raise StageReject("judge", error.code if error else "judge_unparsed",
                           f"no valid verdict after {MAX_REASKS} re-asks: {error}{cut}",
-                          raw=done.text)
+                          raw="\n---\n".join(answers))
 
     async def back(self, item_id: str, instruction_en: str, lang: Language,
                    has_context: bool, trace: Trace) -> str:

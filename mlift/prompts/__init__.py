@@ -4,8 +4,10 @@ A prompt is data: one TOML file per (stage, task, version) at
 ``<stage>/<task>/v<N>.toml`` under a prompt folder (the bundled ``prompts/``
 folder, shipped inside the wheel as ``mlift._prompts``, plus any ``--prompts
 DIR``). Each file declares its variables; loading checks that the message and
-simulator-marker placeholders are exactly the declared ones, so a typo fails
-at load time, not after a thousand paid requests.
+routing-hint (``sim``) placeholders are exactly the declared ones, so a typo
+fails at load time, not after a thousand paid requests. A prompt whose output
+is JSON may declare the JSON Schema of its answer (``[schema]``), which
+providers send where the endpoint can enforce it.
 
 The content hash (sha256 of the canonical JSON of the parsed file, so comments
 and layout do not count) goes into the cache key and onto every output row via
@@ -46,6 +48,7 @@ from mlift.prompts.render import (
     draw,
     placeholders,
     render,
+    route,
 )
 
 __all__ = [
@@ -72,5 +75,6 @@ __all__ = [
     "placeholders",
     "read_lock",
     "render",
+    "route",
     "write_lock",
 ]

@@ -30,7 +30,15 @@ from mlift.prompts.model import (
 from mlift.prompts.render import (
     placeholders,
 )
-from mlift.types import Message
+from mlift.types import Message, OutputSchema
+
+# JSON Schema keywords every schema-enforcing endpoint accepts: OpenAI's strict
+# mode, Anthropic's tool input_schema, llama.cpp's and vLLM's grammars.
+# Numeric and length constraints (minimum, maxLength, …) are left out on
+# purpose: not every endpoint enforces them; put such checks in the parser.
+_SCHEMA_KEYWORDS = {"type", "properties", "required", "additionalProperties", "items", "enum",
+                    "description", "title", "anyOf", "const"}
+_SCHEMA_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
 
 
 def bundled_dir() -> Path:
@@ -110,6 +118,54 @@ def _parse_params(raw: Any, path: Path) -> Mapping[str, Any]:
     return MappingProxyType(dict(raw))
 
 
+def _check_schema_node(node: Any, path: Path, where: str) -> None:
+    if not isinstance(node, dict):
+        raise _fail(path, where, "must be a table (a JSON Schema object)")
+    unknown = sorted(set(node) - _SCHEMA_KEYWORDS)
+    if unknown:
+        raise _fail(path, f"{where}.{unknown[0]}", "not in the JSON Schema subset every "
+                    f"schema-enforcing endpoint accepts ({', '.join(sorted(_SCHEMA_KEYWORDS))}); "
+                    "check ranges and lengths in the answer's parser instead")
+    types = node.get("type")
+    for t in types if isinstance(types, list) else [types]:
+        if t is not None and t not in _SCHEMA_TYPES:
+            raise _fail(path, f"{where}.type", f"must be one of {', '.join(sorted(_SCHEMA_TYPES))}")
+    if "enum" in node and (not isinstance(node["enum"], list) or not node["enum"]):
+        raise _fail(path, f"{where}.enum", "must be a non-empty list")
+    if types == "object" or "properties" in node:
+        props = node.get("properties")
+        if not isinstance(props, dict) or not props:
+            raise _fail(path, f"{where}.properties", "an object needs its properties listed")
+        # OpenAI's strict mode demands both; stating them keeps every endpoint strict.
+        if node.get("additionalProperties") is not False:
+            raise _fail(path, f"{where}.additionalProperties", "must be false (strict outputs "
+                        "allow no keys beyond the listed properties)")
+        if not isinstance(node.get("required"), list) or set(node["required"]) != set(props):
+            raise _fail(path, f"{where}.required", "must list every property (strict outputs "
+                        f"require all of them): {sorted(props)}")
+        for name, sub in props.items():
+            _check_schema_node(sub, path, f"{where}.properties.{name}")
+    if "items" in node:
+        _check_schema_node(node["items"], path, f"{where}.items")
+    for i, sub in enumerate(node.get("anyOf", [])):
+        _check_schema_node(sub, path, f"{where}.anyOf[{i}]")
+
+
+def _parse_schema(data: Mapping[str, Any], path: Path, pid: str, output: str,
+                  description: str) -> OutputSchema | None:
+    if "schema" not in data:
+        return None
+    if output != "json":
+        raise _fail(path, "schema", 'only prompts with output = "json" can declare a schema')
+    raw = data["schema"]
+    _check_schema_node(raw, path, "schema")
+    if raw.get("type") != "object":
+        raise _fail(path, "schema.type", 'must be "object" (the answer is one JSON object)')
+    # A plain copy (TOML tables are dicts already): JSON-serialisable, detached from data.
+    schema = json.loads(json.dumps(raw))
+    return OutputSchema(name=pid.replace("/", "_"), schema=schema, description=description)
+
+
 def parse_template(data: Mapping[str, Any], path: Path, rel: str | None = None) -> PromptTemplate:
     """Validate one parsed prompt file; ``rel`` is its path inside its prompt folder."""
     unknown = sorted(set(data) - _FIELDS)
@@ -154,11 +210,13 @@ def parse_template(data: Mapping[str, Any], path: Path, rel: str | None = None) 
     unused = sorted(set(variables) - set(used))
     if unused:
         raise _fail(path, "variables", f"declared but never used: {', '.join(unused)}")
+    description = _get(data, path, "description", str)
     return PromptTemplate(
         id=pid, version=version, stage=stage, task=task,
-        description=_get(data, path, "description", str), variables=tuple(variables),
+        description=description, variables=tuple(variables),
         output=output, params=_parse_params(data.get("params"), path), sim=sim,
-        messages=messages, content_hash=canonical_hash(data), path=path)
+        messages=messages, content_hash=canonical_hash(data), path=path,
+        output_schema=_parse_schema(data, path, pid, output, description))
 
 
 def _parse_choices(raw: Any, path: Path, fld: str) -> tuple[Choice, ...]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mlift.errors import PromptError, UnknownNameError
-from mlift.types import Message
+from mlift.types import Message, OutputSchema
 
 STAGES = ("translate", "instruct", "judge")
 OUTPUTS = ("text", "json")
@@ -18,7 +18,7 @@ LOCK_NAME = "prompts.lock"
 CONTEXT_SUFFIX = "_context"
 
 _FIELDS = {"id", "version", "stage", "task", "description", "variables", "output", "params",
-           "sim", "messages"}
+           "sim", "messages", "schema"}
 _STYLE_FIELDS = {"id", "version", "description", "styles", "length_hints"}
 _NAME = r"[a-z][a-z0-9_]*"
 _PROMPT_PATH = re.compile(rf"({_NAME})/({_NAME})/v([1-9][0-9]*)\.toml")
@@ -26,8 +26,9 @@ _PROMPT_PATH = re.compile(rf"({_NAME})/({_NAME})/v([1-9][0-9]*)\.toml")
 # placeholder, and any other brace is an error (no attribute/index access as
 # str.format would allow).
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|[{}]")
-_MARKER_PART = re.compile(r"[a-z_]+=\S+")
-# Marker values must stay single tokens the simulator can split on spaces.
+_MARKER_PART = re.compile(r"[a-z_]+=[A-Za-z0-9_.:/@+{}-]+")
+# Values in the routing hint (``sim``) must stay single tokens the simulator
+# can split on spaces, and header-safe ASCII.
 _MARKER_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/@+-]")
 
 T = TypeVar("T")
@@ -49,6 +50,8 @@ class PromptTemplate:
     messages: tuple[Message, ...] = field(repr=False)
     content_hash: str
     path: Path = field(compare=False)
+    output_schema: OutputSchema | None = field(default=None, compare=False, repr=False)
+    """The JSON Schema its answer must match (``output = "json"`` prompts may declare one)."""
 
     @property
     def ref(self) -> str:

@@ -63,26 +63,35 @@ def check_variables(template: PromptTemplate, names: Iterable[str]) -> None:
         raise MissingVariablesError(template.name, missing)
 
 
+def route(template: PromptTemplate, variables: Mapping[str, str]) -> str:
+    """``id@vN`` and the ``sim`` hint with its variables filled in (header-safe ASCII).
+
+    E.g. ``translate/to_en@v1 translate source=hi target=en``: what providers
+    send as the ``X-Mlift-Prompt`` header, so the simulator can answer the
+    prompt without anything in the messages (see ``mlift.types.Message``).
+    """
+    return f"{template.name} {_substitute(template.sim, variables, escape=True)}"
+
+
 def render(template: PromptTemplate, variables: Mapping[str, str]) -> tuple[Message, ...]:
-    """The messages to send, with the simulator marker closing the system message.
+    """The messages to send: exactly the prompt file's text, variables filled in.
 
     Pure. Every declared variable is required (all missing ones are reported
     at once); extra variables are ignored. Values are inserted verbatim: braces
-    inside a value are never interpreted.
+    inside a value are never interpreted. Nothing is added for tools: the
+    system message carries ``route(template, variables)`` as metadata, which
+    no model reads.
     """
     check_variables(template, variables)
     for name in template.variables:
         if not isinstance(variables[name], str):
             raise PromptError(f"prompt {template.name}: variable {name!r} must be a string, "
                               f"got {type(variables[name]).__name__}")
-    marker = f"<!-- mlift:{_substitute(template.sim, variables, escape=True)} -->"
-    out = []
-    for i, msg in enumerate(template.messages):
-        text = _substitute(msg.content, variables)
-        if i == 0:  # load() guarantees messages[0] is the system message
-            text = f"{text.rstrip()}\n\n{marker}"
-        out.append(Message(msg.role, text))
-    return tuple(out)
+    hint = route(template, variables)
+    # load() guarantees messages[0] is the system message: it carries the route.
+    return tuple(Message(msg.role, _substitute(msg.content, variables),
+                         hint if i == 0 else None)
+                 for i, msg in enumerate(template.messages))
 
 
 # ------------------------------------------------------------------ drawing

@@ -1,10 +1,11 @@
 """What every provider's error seam shares: classification, body checks, redaction.
 
-Each provider module keeps its own ``map_error`` (the one seam where its SDK's
-exceptions become ``mlift.errors``); the pieces that do not depend on the SDK
-live here so the two seams classify identically: by HTTP status, never by
-SDK class; transport and JSON failures the SDKs wrap or leak by what they
-really were; and never with an API key in a message.
+The SDK transports map their exceptions in ``mlift.providers.sdkerrors`` (one
+table per SDK) and the lean aiohttp transports map HTTP answers and
+transport failures in ``mlift.providers.http``; both use the pieces here, so
+every transport classifies identically: by HTTP status, never by SDK class;
+transport and JSON failures the SDKs wrap or leak by what they really were;
+and never with an API key in a message.
 """
 
 from __future__ import annotations
@@ -13,15 +14,11 @@ import json
 import re
 from collections.abc import Mapping
 
-import httpx2
-
 from mlift.errors import (
     AuthError,
-    ConnectionFailed,
     MalformedResponse,
     PermanentError,
     ProviderError,
-    ProviderTimeout,
     status_error,
 )
 from mlift.providers.base import Endpoint
@@ -31,6 +28,8 @@ from mlift.providers.headers import kept_headers, parse_retry_after
 # (OpenAI's 401 body quotes a masked key; a proxy may quote it whole).
 _KEYLIKE = re.compile(r"\b(sk|sk-ant|sk-proj|key)-[A-Za-z0-9_\-*.]{6,}")
 _MAX_MESSAGE = 500
+# 429 error codes that waiting cannot cure: an exhausted quota or spend limit.
+_NOT_RATE_LIMITS = ("spend_limit", "insufficient_quota")
 
 
 def redact(text: str, endpoint: Endpoint) -> str:
@@ -57,6 +56,22 @@ def body_message(body: object) -> str:
     return text[:_MAX_MESSAGE] if text else "(empty body)"
 
 
+def body_error_code(body: object) -> str | None:
+    """The machine-readable code of an error body.
+
+    OpenAI puts it at ``error.code``; Anthropic at ``error.details.error_code``.
+    """
+    inner = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(inner, Mapping):
+        return None
+    code = inner.get("code")
+    if isinstance(code, str):
+        return code
+    details = inner.get("details")
+    code = details.get("error_code") if isinstance(details, Mapping) else None
+    return code if isinstance(code, str) else None
+
+
 def auth_hint(endpoint: Endpoint) -> str:
     """How to fix a rejected or missing key, naming the variable to set."""
     if endpoint.api_key_env:
@@ -70,54 +85,21 @@ def from_status(endpoint: Endpoint, status: int, body: object, headers: Mapping[
                 request_id: str | None, *, error_code: str | None = None) -> ProviderError:
     """Classify an HTTP error answer by its status (see ``mlift.errors.status_error``).
 
-    ``error_code`` lets a provider single out a 429 that waiting cannot cure
-    (a spend limit reached): it becomes a ``PermanentError``.
+    ``error_code`` singles out a 429 that waiting cannot cure (a spend limit
+    reached, a quota used up): it becomes a ``PermanentError``. When not
+    given, it is read from the body.
     """
+    error_code = error_code or body_error_code(body)
     message = redact(body_message(body), endpoint)
     if status in (401, 403):
         message = f"{message}. To fix: {auth_hint(endpoint)}"
     retry_after, kept = parse_retry_after(headers), kept_headers(headers)
-    if status == 429 and error_code and "spend_limit" in error_code:
-        return PermanentError(f"{message} (a spend limit: waiting will not help)",
+    if status == 429 and error_code and any(c in error_code for c in _NOT_RATE_LIMITS):
+        return PermanentError(f"{message} (a spend limit or quota: waiting will not help)",
                               provider=endpoint.name, model=endpoint.model, status=status,
                               request_id=request_id, retry_after=retry_after, headers=kept)
     return status_error(status, message, provider=endpoint.name, model=endpoint.model,
                         request_id=request_id, retry_after=retry_after, headers=kept)
-
-
-def from_transport(endpoint: Endpoint, exc: BaseException) -> ProviderError | None:
-    """Map an httpx2, JSON or validation error the SDK let through (None: not one of those)."""
-    cls: type[ProviderError]
-    if isinstance(exc, httpx2.TimeoutException):
-        cls, what = ProviderTimeout, "request timed out"
-    elif isinstance(exc, httpx2.DecodingError):
-        cls, what = MalformedResponse, "undecodable response body"
-    elif isinstance(exc, httpx2.UnsupportedProtocol | httpx2.InvalidURL):
-        cls, what = PermanentError, f"bad base_url {endpoint.base_url!r}"
-    elif isinstance(exc, httpx2.HTTPError):
-        cls, what = ConnectionFailed, "connection failed"
-    elif isinstance(exc, ValueError):  # json.JSONDecodeError, pydantic.ValidationError
-        cls, what = MalformedResponse, "unparseable response body"
-    else:
-        return None
-    detail = redact(f"{type(exc).__name__}: {exc}", endpoint)
-    return cls(f"{what} ({detail})", provider=endpoint.name, model=endpoint.model)
-
-
-def connection_error(endpoint: Endpoint, cause: BaseException | None,
-                     default_url: str) -> ProviderError:
-    """What an SDK's connection error really was, judged by the exception it wraps.
-
-    The SDKs wrap every transport failure in one class; the cause tells a
-    dropped connection (retry) from an undecodable body (malformed) or a base
-    URL without a scheme (retrying cannot help).
-    """
-    mapped = from_transport(endpoint, cause) if cause is not None else None
-    if mapped is not None and not isinstance(mapped, ConnectionFailed):
-        return mapped
-    detail = f" ({type(cause).__name__}: {redact(str(cause), endpoint)})" if cause else ""
-    return ConnectionFailed(f"connection to {endpoint.base_url or default_url} failed{detail}",
-                            provider=endpoint.name, model=endpoint.model)
 
 
 def missing_key(endpoint: Endpoint) -> AuthError:

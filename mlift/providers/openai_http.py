@@ -1,92 +1,49 @@
-"""A lean aiohttp transport for OpenAI-compatible Chat Completions.
+"""The openai kind's lean transport: Chat Completions over mlift's aiohttp client.
 
-Profiling ``mlift requests`` against a fast local server showed the official
-SDK's own per-request work (request building and validation, httpx's
-connection pool, response models) taking over half the client's CPU, so one
-process could not use a high-tier key fully. This transport sends the same
-JSON to the same ``POST {base_url}/chat/completions`` with one pooled
-``aiohttp`` session and parses the answer with the same checks as the SDK
-path (``OpenAIProvider._completion``); errors are classified by HTTP status
-through the same ``errormap``. Select it with ``transport = "aiohttp"`` in a
-provider profile or ``--transport aiohttp``; the SDK path stays the default.
+The default for openai-kind (and sim) endpoints without SDK-only settings:
+the same body (``openai_wire.body``), the same answer checks
+(``openai_wire.parse``) and the same error classification as the SDK
+transport, at a fraction of its CPU per request. ``--transport sdk`` (or
+``transport = "sdk"`` in a profile) selects the SDK instead.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-from typing import Any
+from typing import ClassVar
 
-import aiohttp
-
-from mlift.errors import ConnectionFailed, PermanentError, ProviderTimeout
-from mlift.providers.base import Endpoint
-from mlift.providers.errormap import from_status, json_object, missing_key, redact
+from mlift.providers import openai_wire
+from mlift.providers.base import DEFAULT_TIMEOUT_S, Endpoint, Provider
+from mlift.providers.errormap import missing_key
 from mlift.providers.headers import openai_ratelimit
-from mlift.providers.openai import DEFAULT_BASE_URL, DEFAULT_TIMEOUT_S, OpenAIProvider
-from mlift.types import Completion, Request
+from mlift.providers.http import LeanClient
+from mlift.providers.usage import LocalUsage
+from mlift.types import ROUTE_HEADER, Completion, Request
 
 
-class OpenAIHTTPProvider(OpenAIProvider):
-    """``OpenAIProvider`` with aiohttp on the wire instead of the SDK."""
+class OpenAIHTTPProvider(Provider):
+    """``complete()`` over ``POST {base_url}/chat/completions`` with aiohttp."""
+
+    refunds_unused_tokens: ClassVar[bool] = False
 
     def __init__(self, endpoint: Endpoint, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         if not endpoint.api_key:
             raise missing_key(endpoint)
         self.endpoint = endpoint
-        self._url = (endpoint.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
-        self._headers = {"Authorization": f"Bearer {endpoint.api_key}",
-                         "Content-Type": "application/json", "Accept": "application/json"}
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
-        self._warned_usage = False
-
-    def _client_session(self) -> aiohttp.ClientSession:
-        # Created lazily: a session belongs to the running event loop.
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
-                                                  headers=self._headers)
-        return self._session
-
-    def _body(self, request: Request) -> dict[str, Any]:
-        kwargs = self._arguments(request)
-        extra = kwargs.pop("extra_body", {})
-        return {**kwargs, **extra}
+        self.structured_outputs = openai_wire.structured(endpoint)
+        url = (endpoint.base_url or openai_wire.DEFAULT_BASE_URL).rstrip("/")
+        self._client = LeanClient(endpoint, url + "/chat/completions",
+                                  {"Authorization": f"Bearer {endpoint.api_key}"},
+                                  timeout=timeout)
+        self._local = LocalUsage(endpoint)
 
     async def complete(self, request: Request) -> Completion:
-        body = json.dumps(self._body(request), ensure_ascii=False).encode("utf-8")
-        name, model = self.endpoint.name, self.endpoint.model
-        try:
-            async with self._client_session().post(self._url, data=body) as response:
-                content = await response.read()
-                status, headers = response.status, response.headers
-        except TimeoutError as exc:
-            raise ProviderTimeout(f"no answer within the client timeout ({self._url})",
-                                  provider=name, model=model) from exc
-        except aiohttp.InvalidURL as exc:
-            raise PermanentError(f"bad base_url {self.endpoint.base_url!r}",
-                                 provider=name, model=model) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            what = redact(f"{type(exc).__name__}: {exc}", self.endpoint)
-            raise ConnectionFailed(f"connection failed ({what})",
-                                   provider=name, model=model) from exc
-        request_id = headers.get("x-request-id")
-        if status >= 400:
-            try:
-                parsed: object = json.loads(content)
-            except ValueError:
-                parsed = content.decode("utf-8", "replace")[:500]
-            error = parsed.get("error") if isinstance(parsed, dict) else None
-            code = error.get("code") if isinstance(error, dict) else None
-            raise from_status(self.endpoint, status, parsed, headers, request_id,
-                              error_code=code if isinstance(code, str) else None)
-        data = json_object(content, self.endpoint, request_id)
-        return self._completion(data, request, request_id, openai_ratelimit(headers))
+        body = openai_wire.body(request, self.endpoint, enforce_schema=self.structured_outputs)
+        sent_schema = openai_wire.sends_schema(request, self.structured_outputs)
+        headers = {ROUTE_HEADER: request.route} if request.route else None
+        data, got, request_id = await self._client.post(body, headers)
+        return openai_wire.parse(data, request, self.endpoint, request_id,
+                                 openai_ratelimit(got), self._local,
+                                 structured_sent=sent_schema)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            # Let the connector's transports finish closing (aiohttp's advice).
-            await asyncio.sleep(0)
-
+        await self._client.aclose()

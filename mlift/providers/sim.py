@@ -3,8 +3,11 @@
 On the first ``complete`` it starts a ``SimServer`` in-process on an
 ephemeral loopback port (inside the running event loop; a lock makes
 concurrent first calls start exactly one), then delegates every call to an
-``OpenAIProvider`` pointed at it, so the whole HTTP path — SDK, headers,
-error mapping — is the one real providers use. A ``sim`` profile with a
+openai-kind provider pointed at it — the lean aiohttp client by default, the
+official SDK with ``--transport sdk`` — so the whole HTTP path (client,
+headers, error mapping) is the one real providers use. The simulator
+enforces output schemas, so structured outputs are on unless the profile
+turns them off. A ``sim`` profile with a
 ``base_url`` talks to a simulator already running there (``mlift sim serve``;
 the URL is the server root, without ``/v1``) instead of starting one.
 
@@ -18,8 +21,7 @@ import contextlib
 import dataclasses
 from typing import TYPE_CHECKING, ClassVar
 
-from mlift.providers.base import Endpoint
-from mlift.providers.openai import DEFAULT_TIMEOUT_S, OpenAIProvider
+from mlift.providers.base import DEFAULT_TIMEOUT_S, SDK, Endpoint, Provider
 from mlift.types import Completion, Request
 
 if TYPE_CHECKING:
@@ -30,12 +32,13 @@ if TYPE_CHECKING:
 NO_KEY = "sim-no-key"
 
 
-class SimProvider:
+class SimProvider(Provider):
     """``complete()`` against an in-process (or already running) simulator."""
 
     # The same client choice as the openai kind it poses as.
     transports: ClassVar[dict[str, str]] = {"aiohttp": "mlift.providers.sim:SimProvider"}
-    refunds_unused_tokens = False
+    default_transport: ClassVar[str] = "aiohttp"
+    refunds_unused_tokens: ClassVar[bool] = False
 
     def __init__(self, endpoint: Endpoint, *, sim_config: SimConfig | None = None,
                  timeout: float = DEFAULT_TIMEOUT_S) -> None:
@@ -44,15 +47,16 @@ class SimProvider:
         self._timeout = timeout
         self._lock = asyncio.Lock()
         self._stack = contextlib.AsyncExitStack()
-        self._inner: OpenAIProvider | None = None
+        self._inner: Provider | None = None
         self.base_url: str | None = endpoint.base_url
         """The simulator's root URL once started (or the profile's)."""
+        self.structured_outputs = endpoint.structured_outputs is not False
 
     async def complete(self, request: Request) -> Completion:
         inner = self._inner or await self._start()
         return await inner.complete(request)
 
-    async def _start(self) -> OpenAIProvider:
+    async def _start(self) -> Provider:
         async with self._lock:
             if self._inner is None:
                 if self.base_url is None:
@@ -63,13 +67,16 @@ class SimProvider:
                     self.base_url = server.base_url
                 inner = dataclasses.replace(
                     self.endpoint, base_url=self.base_url.rstrip("/") + "/v1",
-                    api_key=self.endpoint.api_key or NO_KEY)
-                if self.endpoint.transport == "aiohttp":
+                    api_key=self.endpoint.api_key or NO_KEY,
+                    structured_outputs=self.structured_outputs)
+                if self.endpoint.transport == SDK:
+                    from mlift.providers.openai import OpenAIProvider
+
+                    self._inner = OpenAIProvider(inner, timeout=self._timeout)
+                else:
                     from mlift.providers.openai_http import OpenAIHTTPProvider
 
                     self._inner = OpenAIHTTPProvider(inner, timeout=self._timeout)
-                else:
-                    self._inner = OpenAIProvider(inner, timeout=self._timeout)
             return self._inner
 
     async def aclose(self) -> None:

@@ -9,9 +9,9 @@ self-contained page with plots (needs matplotlib: ``pip install 'mlift[report]'`
 from __future__ import annotations
 
 from mlift.report.html import render_html
-from mlift.report.load import RunFolder, iter_jsonl, load_folder
+from mlift.report.load import FolderView, load_folder
 from mlift.report.stats import TOKEN_MODEL, DatasetStats, dataset_stats
 from mlift.report.table import render_text, summary_rows
 
-__all__ = ["TOKEN_MODEL", "DatasetStats", "RunFolder", "dataset_stats", "iter_jsonl",
+__all__ = ["TOKEN_MODEL", "DatasetStats", "FolderView", "dataset_stats",
            "load_folder", "render_html", "render_text", "summary_rows"]

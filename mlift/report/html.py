@@ -89,8 +89,12 @@ def _dataset_section(s: DatasetStats) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def render_html(stats: Sequence[DatasetStats], *, title: str = "mlift dataset report") -> str:
-    """The whole page. Needs matplotlib (raises ConfigError naming the install if missing)."""
+def render_html(stats: Sequence[DatasetStats], *, title: str = "mlift dataset report",
+                sections: str = "") -> str:
+    """The whole page. Needs matplotlib (raises ConfigError naming the install if missing).
+
+    ``sections``: more HTML for the end of the page (the agreement section), already escaped.
+    """
     plots.require_matplotlib()
     names = [s.name for s in stats]
     head = "".join(f"<th>{escape(n)}</th>" for n in names)
@@ -120,5 +124,6 @@ escape(tok)}; distinct-n counts distinct word n-grams over all n-grams of the in
 <h2>Plots</h2>
 <div class="plots">{"".join(figures)}</div>
 {"".join(_dataset_section(s) for s in stats)}
+{sections}
 </body></html>
 """

@@ -1,4 +1,4 @@
-"""Dataset statistics for ``mlift report``: pure functions over a :class:`RunFolder`.
+"""Dataset statistics for ``mlift report``: pure functions over a :class:`FolderView`.
 
 What is measured, and how:
 
@@ -39,7 +39,7 @@ from mlift.errors import UnknownNameError
 from mlift.langs import get_language
 from mlift.pipeline.select import SelectConfig, Selector
 from mlift.pipeline.sources import Record
-from mlift.report.load import RunFolder
+from mlift.report.load import FolderView
 from mlift.tokens import count_tokens, tokenizer_name
 
 __all__ = ["TOKEN_MODEL", "DatasetStats", "Funnel", "LengthStats", "Spread", "dataset_stats",
@@ -275,7 +275,7 @@ def _lengths(texts: Sequence[str], model: str) -> LengthStats:
     return LengthStats(mean_sd(chars), mean_sd(tokens), chars)
 
 
-def funnel(folder: RunFolder) -> Funnel:
+def funnel(folder: FolderView) -> Funnel:
     """The funnel, counted from the folder's files (see the module docstring)."""
     rejected: dict[str, dict[str, int]] = {}
     rejected_ids: set[str] = set()
@@ -300,7 +300,7 @@ def funnel(folder: RunFolder) -> Funnel:
                   else None)
 
 
-def dataset_stats(folder: RunFolder, *, token_model: str = TOKEN_MODEL) -> DatasetStats:
+def dataset_stats(folder: FolderView, *, token_model: str = TOKEN_MODEL) -> DatasetStats:
     """Every statistic of one run folder (a baseline folder gives no scores or yields)."""
     rows = folder.rows
     instructions = [_text(r, "instruction") for r in rows]

@@ -16,11 +16,17 @@ From the command line: ``mlift sim serve --port 8000`` and ``mlift sim demo``.
 What it does
 ------------
 * Answers deterministically (same seed and request → same answer), chosen by
-  the ``<!-- mlift:KIND … -->`` marker mlift's prompts carry: pseudo-
-  translations in the target language's script with realistic length ratios,
-  instructions that vary with task and style, judge verdicts (JSON or a
-  ``Score: n`` line) with scores spread about 5/10/20/35/30 % over 1..5 and a
-  share of unparseable verdicts. Every answer starts with ``[sim]``.
+  the ``X-Mlift-Prompt`` header mlift's providers send (the prompt's id and
+  routing hint; nothing in the messages): pseudo-translations in the target
+  language's script with realistic length ratios, instructions that vary with
+  task and style, judge verdicts (JSON or a ``Score: n`` line) with scores
+  spread about 5/10/20/35/30 % over 1..5 and a share of unparseable verdicts.
+  A request without the header gets a generic answer. Every answer starts
+  with ``[sim]``.
+* Honours structured outputs: OpenAI ``response_format`` (``json_schema``,
+  ``json_object``) and an Anthropic ``tool_choice`` that forces a tool get a
+  JSON object matching the schema (a ``tool_use`` block for the tool); a
+  verdict is then always valid, as schema-constrained decoding makes it.
 * Reports ``usage`` from :mod:`mlift.tokens` and honours ``max_tokens``
   (``finish_reason="length"`` / ``stop_reason="max_tokens"``); streams both
   dialects as SSE with the real event sequences.
@@ -56,8 +62,10 @@ What it does not do (know these before reading its numbers)
 * ``retry-after-ms`` is sent on both routes (Anthropic's API sends only
   ``retry-after``; both SDKs read the millisecond form first). Both values
   are rounded up, so waiting them is always enough if nobody else is sending.
-* No tools, images, logprobs, n > 1, stop sequences or temperature effects:
-  those parameters are accepted and ignored. The answers are not language:
+* No tool calling beyond a forced tool, no images, logprobs, n > 1, stop
+  sequences or temperature effects: those parameters are accepted and
+  ignored. Schemas are filled, not validated: keywords beyond types,
+  properties, items, enum, const and anyOf are ignored. The answers are not language:
   they are shaped like it, for plumbing, cost and throughput work.
 """
 

@@ -1,16 +1,25 @@
-"""Deterministic, clearly fake answers, chosen by the marker in the prompt.
+"""Deterministic, clearly fake answers, chosen by the route mlift sends beside the prompt.
 
-mlift's prompt renderer appends a marker line to the system message::
+mlift's providers send every rendered prompt's route in the ``X-Mlift-Prompt``
+request header (never in the messages, so real endpoints receive exactly the
+prompt file's text)::
 
-    <!-- mlift:translate source=hi target=en -->
-    <!-- mlift:instruct task=summary style=chat -->
-    <!-- mlift:judge format=json -->
+    X-Mlift-Prompt: translate/to_en@v1 translate source=hi target=en
+    X-Mlift-Prompt: instruct/summary@v1 instruct task=summary style=chat context=no
+    X-Mlift-Prompt: judge/fit@v2 judge format=json
 
-and wraps inputs in tags in the user message (``<text>``, ``<response>``,
-``<context>``, ``<instruction>``). The simulator reads only the marker and the
-tags, never the prompt wording, so prompt files can change freely. Every
-answer starts with ``[sim]`` so nobody mistakes it for a model's. Answers
-depend only on the seed and the request, never on timing.
+and the prompts wrap inputs in tags in the user message (``<text>``,
+``<response>``, ``<context>``, ``<instruction>``). The simulator reads only
+the route and the tags, never the prompt wording, so prompt files can change
+freely; a request without a route (another client, a hand-written body) gets
+a generic answer. Every answer starts with ``[sim]`` so nobody mistakes it
+for a model's. Answers depend only on the seed and the request, never on
+timing.
+
+A request that asks for a JSON Schema (OpenAI ``response_format``, an
+Anthropic forced tool) gets a JSON object matching it: a judge's verdict
+always parses then (schema-constrained decoding cannot produce prose), and
+any other schema is filled with simulated values.
 
 Judge scores come from (seed, instruction, response) alone, spread about
 5/10/20/35/30 % over 1..5. Whether a verdict is unparseable (prose without a
@@ -24,10 +33,10 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from mlift.sim.translate import pseudo_translate
 
-_MARKER = re.compile(r"<!--\s*mlift:(\w+)([^>]*?)-->")
 _PAIR = re.compile(r"(\w+)=(\S+)")
 _WORD = re.compile(r"[^\W\d_]{4,}")
 _SCORE_CDF = ((0.05, 1), (0.15, 2), (0.35, 3), (0.70, 4), (1.0, 5))
@@ -43,12 +52,14 @@ def digest(*parts: object) -> float:
     return int.from_bytes(raw, "big") / 2.0**64
 
 
-def parse_marker(text: str) -> tuple[str, dict[str, str]] | None:
-    """(kind, options) of the first ``<!-- mlift:KIND k=v … -->`` in ``text``, if any."""
-    m = _MARKER.search(text)
-    if m is None:
+def parse_route(route: str | None) -> tuple[str, dict[str, str]] | None:
+    """(kind, options) of a route ``[id@vN] KIND k=v …`` (None: no route, or an empty one)."""
+    parts = (route or "").split()
+    if parts and "@" in parts[0]:
+        parts = parts[1:]  # the prompt's id@vN: which file, not what to answer
+    if not parts:
         return None
-    return m.group(1), dict(_PAIR.findall(m.group(2)))
+    return parts[0], dict(_PAIR.findall(" ".join(parts[1:])))
 
 
 def tag(text: str, name: str) -> str | None:
@@ -145,18 +156,59 @@ def instruct_answer(options: dict[str, str], user: str, seed: int) -> str:
 
 
 def judge_answer(options: dict[str, str], user: str, conversation: str, seed: int,
-                 bad_verdict_rate: float) -> str:
+                 bad_verdict_rate: float, schema: dict[str, Any] | None = None) -> str:
     instruction = tag(user, "instruction") or ""
     response = tag(user, "response") or user
-    if digest(seed, "verdict", conversation) < bad_verdict_rate:
+    if schema is None and digest(seed, "verdict", conversation) < bad_verdict_rate:
         return ("[sim] I find this pair hard to assess: the instruction and the response are "
                 "related, but I would need more context before rating them.")
     u = digest(seed, "score", instruction, response)
     score = next(s for bound, s in _SCORE_CDF if u < bound)
     reason = "[sim] " + _REASONS[score]
+    if schema is not None:
+        return json.dumps(instance(schema, seed, user, {"reason": reason, "score": score}),
+                          ensure_ascii=False)
     if options.get("format", "json") == "line":
         return f"{reason}\nScore: {score}"
     return json.dumps({"reason": reason, "score": score}, ensure_ascii=False)
+
+
+def instance(schema: Any, seed: int, text: str, known: dict[str, Any] | None = None,
+             where: str = "") -> Any:
+    """A value matching ``schema`` (the subset mlift's prompts use), fixed by seed and text.
+
+    ``known`` fills properties of the top-level object by name (a verdict's
+    reason and score); everything else is simulated.
+    """
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        options = schema["enum"]
+        return options[int(digest(seed, text, where, "enum") * len(options))]
+    if isinstance(schema.get("anyOf"), list) and schema["anyOf"]:
+        return instance(schema["anyOf"][0], seed, text, known, where)
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties")
+        props = props if isinstance(props, dict) else {}
+        return {name: (known[name] if known and name in known
+                       else instance(sub, seed, text, None, f"{where}.{name}"))
+                for name, sub in props.items()}
+    if kind == "array":
+        return [instance(schema.get("items"), seed, text, None, f"{where}[0]")]
+    if kind == "integer":
+        return int(digest(seed, text, where) * 10)
+    if kind == "number":
+        return round(digest(seed, text, where), 3)
+    if kind == "boolean":
+        return digest(seed, text, where) < 0.5
+    if kind == "null":
+        return None
+    words = content_words(text, 2, seed) or ["simulated", "value"]
+    return f"[sim] {' '.join(words)}"
 
 
 def generic_answer(user: str, seed: int) -> str:
@@ -167,19 +219,24 @@ def generic_answer(user: str, seed: int) -> str:
             f"Your message mentions: {about}. {filler.removeprefix('[sim] ')}.")
 
 
-def answer(system: str, messages: Sequence[tuple[str, str]], seed: int,
-           bad_verdict_rate: float, verbosity: float = 1.0) -> str:
-    """The simulated answer to a chat: ``system`` text plus (role, content) messages.
+def answer(messages: Sequence[tuple[str, str]], seed: int, bad_verdict_rate: float,
+           verbosity: float = 1.0, *, route: str | None = None,
+           schema: str | None = None) -> str:
+    """The simulated answer to a chat's (role, content) messages.
 
-    ``verbosity`` stretches free-text answers (not verdicts) to that many
-    times their length: a provider that writes more, for checking estimates.
+    ``route`` is the ``X-Mlift-Prompt`` header (see the module docstring);
+    ``schema`` the JSON Schema (as JSON text) the answer must match, if any.
+    ``verbosity`` stretches free-text answers (not JSON) to that many times
+    their length: a provider that writes more, for checking estimates.
     """
     user = next((c for r, c in reversed(messages) if r == "user"), "")
-    marker = parse_marker(system) or parse_marker(user)
-    kind, options = marker if marker is not None else ("generic", {})
+    kind, options = parse_route(route) or ("generic", {})
+    wanted = json.loads(schema) if schema is not None else None
     if kind == "judge":
         conversation = "\x1e".join(f"{r}:{c}" for r, c in messages)
-        return judge_answer(options, user, conversation, seed, bad_verdict_rate)
+        return judge_answer(options, user, conversation, seed, bad_verdict_rate, wanted)
+    if wanted is not None:
+        return json.dumps(instance(wanted, seed, user), ensure_ascii=False)
     if kind == "translate":
         text = translate_answer(options, user, seed)
     elif kind == "instruct":

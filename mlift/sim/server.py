@@ -20,6 +20,7 @@ from mlift.sim.config import SimConfig
 from mlift.sim.limiter import Decision, KeyLimits
 from mlift.sim.stats import Stats
 from mlift.tokens import count_chat_tokens, count_tokens, truncate_tokens, warm_up
+from mlift.types import ROUTE_HEADER
 
 Dialect = Literal["openai", "anthropic"]
 _JSON_TYPE = "application/json"
@@ -27,11 +28,16 @@ _SSE_TYPE = "text/event-stream; charset=utf-8"
 
 
 @lru_cache(maxsize=8192)
-def _cached_answer(model: str, system: str, messages: tuple[tuple[str, str], ...],
+def _cached_answer(model: str, messages: tuple[tuple[str, str], ...],
                    max_tokens: int | None, seed: int, bad_verdict_rate: float,
-                   verbosity: float = 1.0) -> tuple[str, str, int]:
-    """(text, finish_reason, completion tokens); answers are pure, so repeats are free."""
-    text = answer(system, messages, seed, bad_verdict_rate, verbosity)
+                   verbosity: float = 1.0, route: str | None = None,
+                   schema: str | None = None) -> tuple[str, str, int]:
+    """(text, finish_reason, completion tokens); answers are pure, so repeats are free.
+
+    ``route`` is the request's ``X-Mlift-Prompt`` header (what to answer) and
+    ``schema`` the JSON Schema it asked the answer to match.
+    """
+    text = answer(messages, seed, bad_verdict_rate, verbosity, route=route, schema=schema)
     cut = False
     if max_tokens is not None:
         text, cut = truncate_tokens(text, max_tokens, model)
@@ -226,9 +232,10 @@ class SimServer:
         if fault == "error":
             return self._server_error(dialect, rid)
 
-        text, finish, completion = _cached_answer(req.model, req.system, req.messages,
+        text, finish, completion = _cached_answer(req.model, req.messages,
                                                   req.max_tokens, cfg.seed,
-                                                  cfg.bad_verdict_rate, cfg.verbosity)
+                                                  cfg.bad_verdict_rate, cfg.verbosity,
+                                                  request.headers.get(ROUTE_HEADER), req.schema)
         usage = (prompt, completion)
         if req.stream:
             build = wire.openai_stream if dialect == "openai" else wire.anthropic_stream

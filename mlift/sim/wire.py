@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ DEFAULT_MAX_TOKENS = 1024
 OPENAI_MODELS = ("default", "gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-3.5-turbo")
 ANTHROPIC_MODELS = ("claude-3-5-haiku-latest", "claude-sonnet-4-5")
 _JSON = {"separators": (",", ":"), "ensure_ascii": False}
+# What both APIs accept as a schema or tool name.
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def dumps(obj: Any) -> bytes:
@@ -41,7 +44,13 @@ class WireError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """What either dialect's request boils down to."""
+    """What either dialect's request boils down to.
+
+    ``schema`` is the JSON Schema the answer must match, as canonical JSON
+    text (OpenAI ``response_format`` json_schema or json_object, or the input
+    schema of a tool Anthropic's ``tool_choice`` forces); ``tool`` is that
+    forced tool's name, whose ``tool_use`` block is then the answer.
+    """
 
     model: str
     system: str
@@ -49,6 +58,8 @@ class ChatRequest:
     max_tokens: int | None
     stream: bool
     include_usage: bool
+    schema: str | None = None
+    tool: str | None = None
 
 
 def _text(content: Any, where: str) -> str:
@@ -117,7 +128,41 @@ def parse_openai(obj: dict[str, Any]) -> ChatRequest:
     options = obj.get("stream_options") or {}
     return ChatRequest(model, "\n\n".join(system), tuple(chat), max_tokens,
                        bool(obj.get("stream")),
-                       bool(isinstance(options, dict) and options.get("include_usage")))
+                       bool(isinstance(options, dict) and options.get("include_usage")),
+                       schema=_response_format(obj.get("response_format")))
+
+
+def _response_format(spec: Any) -> str | None:
+    """The schema an OpenAI ``response_format`` asks for (None: free text)."""
+    if spec is None:
+        return None
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    if kind not in ("text", "json_object", "json_schema"):
+        raise WireError(400, f"Invalid value: {kind!r}. Supported values are: 'text', "
+                             "'json_object' and 'json_schema'.", param="response_format.type",
+                        code="invalid_value")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return _canonical({"type": "object"})
+    inner = spec.get("json_schema")
+    if not isinstance(inner, dict):
+        raise WireError(400, "Missing required parameter: 'response_format.json_schema'.",
+                        param="response_format.json_schema", code="missing_required_parameter")
+    name = inner.get("name")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise WireError(400, "Invalid 'response_format.json_schema.name': must match "
+                             "'^[a-zA-Z0-9_-]{1,64}$'.", param="response_format.json_schema.name",
+                        code="invalid_value")
+    schema = inner.get("schema")
+    if not isinstance(schema, dict):
+        raise WireError(400, "Invalid 'response_format.json_schema.schema': expected an object.",
+                        param="response_format.json_schema.schema", code="invalid_type")
+    return _canonical(schema)
+
+
+def _canonical(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_anthropic(obj: dict[str, Any]) -> ChatRequest:
@@ -136,7 +181,40 @@ def parse_anthropic(obj: dict[str, Any]) -> ChatRequest:
         if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
             raise WireError(400, f"messages.{i}.role: Input should be 'user' or 'assistant'")
         chat.append((msg["role"], _text(msg.get("content"), f"messages.{i}.content")))
-    return ChatRequest(model, system, tuple(chat), max_tokens, bool(obj.get("stream")), True)
+    tool, schema = _forced_tool(obj.get("tools"), obj.get("tool_choice"))
+    return ChatRequest(model, system, tuple(chat), max_tokens, bool(obj.get("stream")), True,
+                       schema=schema, tool=tool)
+
+
+def _forced_tool(tools: Any, choice: Any) -> tuple[str | None, str | None]:
+    """(name, input schema) of the tool ``tool_choice`` forces, or (None, None)."""
+    if tools is None:
+        tools = []
+    if not isinstance(tools, list):
+        raise WireError(400, "tools: Input should be a valid list")
+    schemas: dict[str, dict[str, Any]] = {}
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise WireError(400, f"tools.{i}.name: Field required")
+        if not _NAME.fullmatch(tool["name"]):
+            raise WireError(400, f"tools.{i}.name: String should match pattern "
+                                 "'^[a-zA-Z0-9_-]{1,64}$'")
+        if not isinstance(tool.get("input_schema"), dict):
+            raise WireError(400, f"tools.{i}.input_schema: Field required")
+        schemas[tool["name"]] = tool["input_schema"]
+    if choice is None:
+        return None, None
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind not in ("auto", "any", "tool", "none"):
+        raise WireError(400, "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+    if kind in ("auto", "none"):
+        return None, None  # the model may answer in text: the simulator does
+    if not schemas:
+        raise WireError(400, "tool_choice: a tool must be forced from a non-empty 'tools' list")
+    name = choice.get("name") if kind == "tool" else next(iter(schemas))
+    if name not in schemas:
+        raise WireError(400, f"tool_choice.name: tool {name!r} is not in 'tools'")
+    return name, _canonical(schemas[name])
 
 
 # ---- bodies -------------------------------------------------------------------------------
@@ -163,12 +241,30 @@ def openai_completion(rid: str, req: ChatRequest, text: str, finish: str, usage:
                   "total_tokens": usage[0] + usage[1]}})
 
 
+def _tool_input(text: str) -> dict[str, Any]:
+    """A forced tool's input: the answer's JSON, or {} when max_tokens cut it."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _stop_reason(req: ChatRequest, finish: str) -> str:
+    if finish == "length":
+        return "max_tokens"
+    return "tool_use" if req.tool else "end_turn"
+
+
 def anthropic_message(rid: str, req: ChatRequest, text: str, finish: str,
                       usage: tuple[int, int]) -> bytes:
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    if req.tool:
+        content = [{"type": "tool_use", "id": f"toolu_{rid}", "name": req.tool,
+                    "input": _tool_input(text)}]
     return dumps({
         "id": f"msg_{rid}", "type": "message", "role": "assistant", "model": req.model,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "max_tokens" if finish == "length" else "end_turn",
+        "content": content, "stop_reason": _stop_reason(req, finish),
         "stop_sequence": None,
         "usage": {"input_tokens": usage[0], "output_tokens": usage[1]}})
 
@@ -207,19 +303,27 @@ def anthropic_stream(rid: str, req: ChatRequest, text: str, finish: str,
     def event(name: str, data: dict[str, Any]) -> bytes:
         return b"event: " + name.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
+    if req.tool:  # a forced tool streams its input as partial JSON
+        block: dict[str, Any] = {"type": "tool_use", "id": f"toolu_{rid}", "name": req.tool,
+                                 "input": {}}
+        pieces = [{"type": "input_json_delta", "partial_json": p}
+                  for p in _pieces(dumps(_tool_input(text)).decode())]
+    else:
+        block = {"type": "text", "text": ""}
+        pieces = [{"type": "text_delta", "text": p} for p in _pieces(text)]
     out = [event("message_start", {"type": "message_start", "message": {
         "id": f"msg_{rid}", "type": "message", "role": "assistant", "model": req.model,
         "content": [], "stop_reason": None, "stop_sequence": None,
         "usage": {"input_tokens": usage[0], "output_tokens": 1}}}),
         event("content_block_start", {"type": "content_block_start", "index": 0,
-                                      "content_block": {"type": "text", "text": ""}}),
+                                      "content_block": block}),
         event("ping", {"type": "ping"})]
     out.extend(event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                             "delta": {"type": "text_delta", "text": piece}})
-               for piece in _pieces(text))
+                                             "delta": delta})
+               for delta in pieces)
     out += [event("content_block_stop", {"type": "content_block_stop", "index": 0}),
             event("message_delta", {"type": "message_delta", "delta": {
-                "stop_reason": "max_tokens" if finish == "length" else "end_turn",
+                "stop_reason": _stop_reason(req, finish),
                 "stop_sequence": None}, "usage": {"output_tokens": usage[1]}}),
             event("message_stop", {"type": "message_stop"})]
     return b"".join(out)

@@ -1,0 +1,60 @@
+"""Selection on every core decides exactly as one process does, in input order."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from mlift.errors import InputError
+from mlift.pipeline.parallel import select_stream
+from mlift.pipeline.select import Reject, SelectConfig, Selector
+from mlift.pipeline.sources import Record
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def corpus() -> list[Record | InputError]:
+    """Sample paragraphs, each also repeated exactly and nearly, shuffled, with bad lines."""
+    texts = [(lang, json.loads(line)["text"]) for lang in ("hi", "te", "ja", "es")
+             for line in (SAMPLES / f"{lang}.jsonl").read_text(encoding="utf-8").splitlines()]
+    rng = random.Random(7)
+    items: list[Record | InputError] = []
+    for i, (lang, text) in enumerate(texts):
+        items.append(Record(f"r{i}", lang, text))
+        items.append(Record(f"d{i}", lang, text))                        # exact duplicate
+        items.append(Record(f"n{i}", lang, text.replace(" ", "  ", 3) + " ।"))  # near one
+        items.append(Record(f"w{i}", "hi" if lang == "es" else lang, text[: 40]))  # short/wrong
+    rng.shuffle(items)
+    for k in range(0, len(items), 50):
+        items.insert(k, InputError("bad", file="x.jsonl", line=k))
+    return items
+
+
+def outcome(x: Record | Reject | InputError) -> tuple[str, ...]:
+    if isinstance(x, InputError):
+        return ("input", str(x))
+    if isinstance(x, Reject):
+        return ("reject", x.record.id, x.code, x.detail)
+    return ("kept", x.id, x.text)
+
+
+def test_the_pool_makes_the_same_decisions_in_the_same_order_as_one_process() -> None:
+    items = corpus()
+    alone = Selector(SelectConfig())
+    expected = [outcome(x) for x in select_stream(items, alone, workers=1)]
+    pooled = Selector(SelectConfig())
+    got = [outcome(x) for x in select_stream(items, pooled, workers=2, chunk=7,
+                                            inline_first=25)]
+    assert got == expected
+    assert pooled.counts() == alone.counts()
+    codes = {o[2] for o in expected if o[0] == "reject"}
+    assert {"duplicate", "near_duplicate"} <= codes  # the corpus exercises the index
+
+
+def test_leaving_early_shuts_the_pool_down() -> None:
+    items = corpus()
+    stream = select_stream(items, Selector(SelectConfig()), workers=2, chunk=5, inline_first=3)
+    first = [next(stream) for _ in range(40)]
+    stream.close()  # runs the pool's shutdown
+    assert len(first) == 40
