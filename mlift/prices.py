@@ -39,15 +39,30 @@ from mlift.types import Usage
 
 PER_TOKENS = 1_000_000  # prices are quoted per 1M tokens
 _SNAPSHOT_SUFFIX = re.compile(r"-(latest|\d{8}|\d{4}-\d{2}-\d{2}|\d{4})")
-_PRICE_FIELDS = ("input", "output", "cached_input", "batch_input", "batch_output")
+_PRICE_FIELDS = ("input", "output", "cached_input", "cache_write", "batch_input",
+                 "batch_output", "batch_cached_input", "batch_cache_write")
 
 
 @dataclass(frozen=True, slots=True)
 class Price:
     """USD per 1M tokens for one model, and where the numbers came from.
 
-    ``cached_input`` and the batch prices default to the plain prices when a
-    source gives only input/output: that never under-estimates.
+    Each kind of token has its own rate: fresh input, input read from the
+    provider's prompt cache (``cached_input``), input written to it
+    (``cache_write``: Anthropic bills writes at a premium, OpenAI not at all),
+    output; and the same four through the provider's Batch API. A price the
+    source does not give falls back to one that never under-estimates:
+
+    ========================  =========================================
+    missing                   billed at
+    ========================  =========================================
+    ``cached_input``          ``input``
+    ``cache_write``           ``input``
+    ``batch_input/_output``   ``input`` / ``output``
+    ``batch_cached_input``    ``batch_input`` (a batch may not discount
+                              cached tokens: OpenAI's older models don't)
+    ``batch_cache_write``     ``cache_write``
+    ========================  =========================================
     """
 
     input: float
@@ -55,6 +70,9 @@ class Price:
     cached_input: float | None = None
     batch_input: float | None = None
     batch_output: float | None = None
+    cache_write: float | None = None
+    batch_cached_input: float | None = None
+    batch_cache_write: float | None = None
     model: str = ""
     source: str = ""
 
@@ -69,6 +87,10 @@ class Price:
         return self.input if self.cached_input is None else self.cached_input
 
     @property
+    def cache_write_rate(self) -> float:
+        return self.input if self.cache_write is None else self.cache_write
+
+    @property
     def batch_input_rate(self) -> float:
         return self.input if self.batch_input is None else self.batch_input
 
@@ -76,29 +98,48 @@ class Price:
     def batch_output_rate(self) -> float:
         return self.output if self.batch_output is None else self.batch_output
 
-    def cost(self, usage: Usage, *, cached_input_tokens: int = 0, batch: bool = False) -> float:
-        """Dollars for one call.
+    @property
+    def batch_cached_input_rate(self) -> float:
+        return self.batch_input_rate if self.batch_cached_input is None \
+            else self.batch_cached_input
 
-        ``cached_input_tokens`` is the part of ``usage.input_tokens`` the
-        provider served from its prompt cache (OpenAI's
-        ``prompt_tokens_details.cached_tokens``); it is billed at
-        ``cached_input``, the rest at the input (or batch input) price.
+    @property
+    def batch_cache_write_rate(self) -> float:
+        return self.cache_write_rate if self.batch_cache_write is None \
+            else self.batch_cache_write
+
+    def rates(self, *, batch: bool = False) -> tuple[float, float, float, float]:
+        """(fresh input, cache read, cache write, output) in USD per 1M tokens."""
+        if batch:
+            return (self.batch_input_rate, self.batch_cached_input_rate,
+                    self.batch_cache_write_rate, self.batch_output_rate)
+        return self.input, self.cached_input_rate, self.cache_write_rate, self.output
+
+    def cost(self, usage: Usage, *, batch: bool = False) -> float:
+        """Dollars for one call: each kind of token of ``usage`` at its own rate.
+
+        ``usage.input_tokens`` counts every input token; of those,
+        ``cached_input_tokens`` were read from the prompt cache and
+        ``cache_write_tokens`` written to it, the rest are fresh. A provider
+        that reports more cached than input tokens has the excess ignored
+        rather than crash a run (fresh tokens never go below zero).
         """
-        if not 0 <= cached_input_tokens <= usage.input_tokens:
-            raise ValueError(f"cached_input_tokens={cached_input_tokens} must be within "
-                             f"0..input_tokens ({usage.input_tokens})")
-        fresh = usage.input_tokens - cached_input_tokens
-        in_rate = self.batch_input_rate if batch else self.input
-        out_rate = self.batch_output_rate if batch else self.output
-        return (fresh * in_rate + cached_input_tokens * self.cached_input_rate
+        fresh_rate, read_rate, write_rate, out_rate = self.rates(batch=batch)
+        read = max(0, min(usage.cached_input_tokens, usage.input_tokens))
+        write = max(0, min(usage.cache_write_tokens, usage.input_tokens - read))
+        fresh = usage.input_tokens - read - write
+        return (fresh * fresh_rate + read * read_rate + write * write_rate
                 + usage.output_tokens * out_rate) / PER_TOKENS
 
     def max_cost(self, input_tokens: int, max_output_tokens: int, *, batch: bool = False) -> float:
-        """The most one call can cost: every prompt token uncached, the answer at max_tokens.
+        """The most one call can cost: every prompt token at the dearer of fresh input and
+        cache write (a marked prefix may be written), the answer at max_tokens.
 
         This is what the engine reserves against ``--max-cost`` before sending.
         """
-        return self.cost(Usage(input_tokens, max_output_tokens), batch=batch)
+        fresh_rate, _, write_rate, out_rate = self.rates(batch=batch)
+        return (input_tokens * max(fresh_rate, write_rate)
+                + max_output_tokens * out_rate) / PER_TOKENS
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, where: str, model: str = "") -> Price:
@@ -123,9 +164,9 @@ class Price:
         source = data.get("source", "")
         if not isinstance(source, str):
             raise ConfigError(f"{where}: field 'source' must be a string")
-        return cls(input=values["input"] or 0.0, output=values["output"] or 0.0,
-                   cached_input=values["cached_input"], batch_input=values["batch_input"],
-                   batch_output=values["batch_output"], model=model, source=source or where)
+        optional = {name: values[name] for name in _PRICE_FIELDS[2:]}
+        return cls(input=values["input"] or 0.0, output=values["output"] or 0.0, **optional,
+                   model=model, source=source or where)
 
     @classmethod
     def parse(cls, text: str, *, where: str = "--price") -> Price:
@@ -248,8 +289,8 @@ class PriceTable:
         """The price for a resolved profile: its configured prices win over the table.
 
         A profile with both ``input_price`` and ``output_price`` needs no table
-        entry (cached and batch prices then equal the plain ones); with only
-        one, the other comes from the table.
+        entry (cached, cache-write and batch prices then equal the plain ones);
+        with only one, the other comes from the table.
         """
         inp, out = endpoint.input_price, endpoint.output_price
         where = f"profile {endpoint.name!r}"

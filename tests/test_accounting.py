@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from mlift.engine.accounting import Accounting, Budget, LatencyHistogram, format_progress
 from mlift.errors import AuthError, RateLimited, ServerError
+from mlift.prices import PriceTable
 from mlift.types import Completion, Usage
 
 
@@ -38,6 +39,28 @@ def test_successes_add_tokens_dollars_and_attempts_per_stage_and_provider() -> N
     assert acc.total_cost() == pytest.approx(0.0035) == snap["totals"]["cost_usd"]
     assert [(c["stage"], c["provider"]) for c in snap["cells"]] == [
         ("judge", "anthropic:claude-3-5-haiku"), ("translate", "openai:gpt-4o-mini")]
+
+
+def test_tokens_are_counted_by_kind_and_batch_calls_at_batch_prices() -> None:
+    # claude-3-5-haiku: $0.80 fresh, $0.08 cache read, $1.00 cache write, $4.00 output per 1M
+    # online; batch halves each. One online and one batch call with the same usage
+    # (2,000 fresh + 6,000 read + 2,000 written, 1,000 out):
+    #   online 2,000 x 0.80 + 6,000 x 0.08 + 2,000 x 1.00 + 1,000 x 4.00 = 8,080 -> $0.00808
+    #   batch  half of that                                              -> $0.00404
+    price = PriceTable.load().lookup("anthropic", "claude-3-5-haiku")
+    usage = Usage(10_000, 1_000, cached_input_tokens=6_000, cache_write_tokens=2_000)
+    acc = Accounting()
+    for batch in (False, True):
+        completion = Completion("x", "stop", usage, "claude-3-5-haiku",
+                                cost_usd=price.cost(usage, batch=batch))
+        acc.record_success("judge", "anthropic:claude-3-5-haiku", completion, cached=False,
+                           latency_s=1.0, attempts=1, batch=batch)
+    totals = acc.snapshot()["totals"]
+    assert (totals["input_tokens"], totals["cached_input_tokens"],
+            totals["cache_write_tokens"], totals["output_tokens"]) == (20_000, 12_000,
+                                                                        4_000, 2_000)
+    assert (totals["requests"], totals["batch_requests"]) == (2, 1)
+    assert totals["cost_usd"] == pytest.approx(0.00808 + 0.00404, abs=1e-12)
 
 
 def test_cache_hits_count_as_successes_but_add_no_tokens_dollars_or_latency() -> None:

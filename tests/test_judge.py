@@ -56,7 +56,7 @@ def test_a_seeded_sample_is_judged_once_and_grows_without_rejudging(
     expected = draw_sample(list(scored), 5, seed=0)
     assert sorted(x["id"] for x in first) == sorted(expected)
     for verdict in first:
-        assert verdict["judge"] == "sim:second" and verdict["prompt"].startswith("judge/fit@v1")
+        assert verdict["judge"] == "sim:second" and verdict["prompt"].startswith("judge/fit@v2")
         # Same text in front of the judge as in the run → the simulator's same verdict.
         assert verdict["score"] == scored[verdict["id"]]["score"]
         assert verdict["at"].endswith("Z") and verdict["usage"]["judge"]["requests"] == 1

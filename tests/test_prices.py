@@ -39,7 +39,7 @@ def test_shipped_table_is_dated_and_versioned(table: PriceTable) -> None:
 
 @pytest.mark.parametrize(("kind", "model"),
                          [(k, m) for k, models in REQUIRED.items() for m in models])
-def test_shipped_table_prices_every_required_model_with_all_five_prices(
+def test_shipped_table_prices_every_required_model_with_the_five_basic_prices(
         table: PriceTable, kind: str, model: str) -> None:
     price = table.lookup(kind, model)
     assert price.input > 0 and price.output > price.input
@@ -97,7 +97,8 @@ def test_cost_bills_fresh_cached_and_output_tokens_at_their_rates() -> None:
     price = Price(input=2.0, output=8.0, cached_input=0.5, batch_input=1.0, batch_output=4.0)
     usage = Usage(input_tokens=1_000_000, output_tokens=500_000)
     assert price.cost(usage) == pytest.approx(2.0 + 4.0)
-    assert price.cost(usage, cached_input_tokens=400_000) == pytest.approx(1.2 + 0.2 + 4.0)
+    cached = Usage(1_000_000, 500_000, cached_input_tokens=400_000)
+    assert price.cost(cached) == pytest.approx(1.2 + 0.2 + 4.0)
     assert price.cost(usage, batch=True) == pytest.approx(1.0 + 2.0)
 
 
@@ -105,17 +106,80 @@ def test_missing_cached_and_batch_prices_fall_back_to_the_plain_prices() -> None
     price = Price(input=1.0, output=3.0)
     usage = Usage(1_000_000, 1_000_000)
     assert price.cost(usage, batch=True) == price.cost(usage) == pytest.approx(4.0)
-    assert price.cost(usage, cached_input_tokens=1_000_000) == pytest.approx(4.0)
+    assert price.cost(Usage(1_000_000, 1_000_000, 1_000_000)) == pytest.approx(4.0)
+    assert price.cost(Usage(1_000_000, 1_000_000, 0, 1_000_000)) == pytest.approx(4.0)
 
 
-def test_cached_tokens_beyond_the_input_are_rejected() -> None:
-    with pytest.raises(ValueError, match="cached_input_tokens"):
-        Price(input=1.0, output=1.0).cost(Usage(10, 0), cached_input_tokens=11)
+def test_a_batch_without_a_batch_cached_price_bills_cache_reads_as_batch_input() -> None:
+    # OpenAI's older models list no cached-input price inside a batch.
+    price = Price(input=2.0, output=8.0, cached_input=0.5, batch_input=1.0, batch_output=4.0)
+    assert price.cost(Usage(1_000_000, 0, 1_000_000), batch=True) == pytest.approx(1.0)
+
+
+def test_anthropic_usage_on_claude_3_5_haiku_costs_what_the_pricing_page_says(
+        table: PriceTable) -> None:
+    # 10,000 input tokens: 6,000 read from the cache, 2,500 written to it, 1,500 fresh.
+    # Online, $ per 1M: fresh 0.80, read 0.08, write 1.00, output 4.00:
+    #   1,500 x 0.80 + 6,000 x 0.08 + 2,500 x 1.00 + 1,000 x 4.00 = 8,180 -> $0.008180.
+    # Batch halves every rate: 600 + 240 + 1,250 + 2,000 = 4,090 -> $0.004090.
+    price = table.lookup("anthropic", "claude-3-5-haiku-latest")
+    usage = Usage(input_tokens=10_000, output_tokens=1_000, cached_input_tokens=6_000,
+                  cache_write_tokens=2_500)
+    assert price.cost(usage) == pytest.approx(0.008180, abs=1e-12)
+    assert price.cost(usage, batch=True) == pytest.approx(0.004090, abs=1e-12)
+
+
+def test_openai_usage_on_gpt_4o_mini_costs_what_the_pricing_page_says(
+        table: PriceTable) -> None:
+    # 3,000 prompt tokens of which 2,048 cached (1,024 + 8 x 128), 500 completion.
+    # Online: 952 x 0.15 + 2,048 x 0.075 + 500 x 0.60 = 596.4 -> $0.0005964.
+    # Batch (no batch cached price: cache reads at batch input 0.075):
+    #   952 x 0.075 + 2,048 x 0.075 + 500 x 0.30 = 375.0 -> $0.000375.
+    price = table.lookup("openai", "gpt-4o-mini-2024-07-18")
+    usage = Usage(input_tokens=3_000, output_tokens=500, cached_input_tokens=2_048)
+    assert price.cost(usage) == pytest.approx(0.0005964, abs=1e-12)
+    assert price.cost(usage, batch=True) == pytest.approx(0.000375, abs=1e-12)
+
+
+def test_gpt_5_mini_batch_cache_reads_stack_both_discounts(table: PriceTable) -> None:
+    # 10,000 prompt tokens, 8,192 cached, 2,000 completion.
+    # Online: 1,808 x 0.25 + 8,192 x 0.025 + 2,000 x 2.00 = 4,656.8 -> $0.0046568.
+    # Batch:  1,808 x 0.125 + 8,192 x 0.0125 + 2,000 x 1.00 = 2,328.4 -> $0.0023284.
+    price = table.lookup("openai", "gpt-5-mini")
+    usage = Usage(input_tokens=10_000, output_tokens=2_000, cached_input_tokens=8_192)
+    assert price.cost(usage) == pytest.approx(0.0046568, abs=1e-12)
+    assert price.cost(usage, batch=True) == pytest.approx(0.0023284, abs=1e-12)
+
+
+@pytest.mark.parametrize("model", REQUIRED["anthropic"])
+def test_anthropic_cache_prices_follow_the_published_multipliers(
+        table: PriceTable, model: str) -> None:
+    price = table.lookup("anthropic", model)
+    assert price.cache_write is not None and price.batch_input is not None
+    assert price.cached_input_rate == pytest.approx(0.1 * price.input, rel=0.21)
+    assert price.cache_write_rate == pytest.approx(1.25 * price.input, rel=0.05)
+    assert price.batch_cached_input_rate == pytest.approx(price.cached_input_rate / 2)
+    assert price.batch_cache_write_rate == pytest.approx(price.cache_write_rate / 2)
+
+
+def test_cached_tokens_beyond_the_input_are_clamped_not_a_crash() -> None:
+    price = Price(input=1.0, output=1.0, cached_input=0.1, cache_write=2.0)
+    assert price.cost(Usage(10, 0, cached_input_tokens=11)) == pytest.approx(10 * 0.1 / 1e6)
+    assert price.cost(Usage(10, 0, 6, 6)) == pytest.approx((6 * 0.1 + 4 * 2.0) / 1e6)
 
 
 def test_max_cost_is_every_prompt_token_uncached_plus_max_tokens_of_output() -> None:
     price = Price(input=0.15, output=0.60, cached_input=0.075)
     assert price.max_cost(1000, 512) == pytest.approx((1000 * 0.15 + 512 * 0.60) / 1e6)
+
+
+def test_max_cost_covers_a_prompt_written_to_the_cache_at_a_premium() -> None:
+    price = Price(input=1.0, output=4.0, cache_write=1.25, batch_input=0.5, batch_output=2.0,
+                  batch_cache_write=0.625)
+    worst = price.max_cost(1000, 100)
+    assert worst == pytest.approx((1000 * 1.25 + 100 * 4.0) / 1e6)
+    assert price.cost(Usage(1000, 100, cache_write_tokens=1000)) <= worst
+    assert price.max_cost(1000, 100, batch=True) == pytest.approx(worst / 2)
 
 
 def test_negative_or_nan_prices_are_refused() -> None:

@@ -43,6 +43,27 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--verbosity", type=float, default=1.0,
                        help="make free-text answers this many times as long (default 1)")
     serve.add_argument("--seed", type=int, default=0)
+    caching = serve.add_argument_group("prompt caching and batches")
+    caching.add_argument("--no-prompt-cache", dest="prompt_cache", action="store_false",
+                         help="report no cached prompt tokens (default: cache as the "
+                              "providers do)")
+    caching.add_argument("--batch-validate-s", type=float, default=1.0,
+                         help="seconds an OpenAI batch spends validating (default 1)")
+    caching.add_argument("--batch-delay-s", type=float, default=5.0,
+                         help="seconds a batch takes to process all its lines (default 5)")
+    caching.add_argument("--batch-finalize-s", type=float, default=1.0,
+                         help="seconds an OpenAI batch spends finalizing (default 1)")
+    caching.add_argument("--batch-cancel-s", type=float, default=1.0,
+                         help="seconds from a cancel request to the end (default 1)")
+    caching.add_argument("--batch-window-s", type=float, default=86_400.0,
+                         help="a batch unfinished this long after creation expires "
+                              "(default 86400, the providers' 24 h)")
+    caching.add_argument("--batch-fail-rate", type=float, default=0.0,
+                         help="share of batch lines answered with a server error")
+    caching.add_argument("--batch-max-requests", type=int,
+                         help="lower the requests-per-batch limit (default: the provider's)")
+    caching.add_argument("--batch-max-bytes", type=int,
+                         help="lower the bytes-per-batch limit (default: the provider's)")
     serve.add_argument("--require-key", default=os.environ.get("MLIFT_SIM_KEY"),
                        help="demand this API key (default: $MLIFT_SIM_KEY; none if unset)")
     serve.set_defaults(handler=_serve)
@@ -57,7 +78,13 @@ def _config(args: argparse.Namespace) -> SimConfig:
                      timeout_rate=args.timeout_rate, drop_rate=args.drop_rate,
                      malformed_rate=args.malformed_rate, hang_s=args.hang_s,
                      burst_s=args.burst_s, seed=args.seed, require_key=args.require_key,
-                     bad_verdict_rate=args.bad_verdict_rate, verbosity=args.verbosity)
+                     bad_verdict_rate=args.bad_verdict_rate, verbosity=args.verbosity,
+                     prompt_cache=args.prompt_cache, batch_validate_s=args.batch_validate_s,
+                     batch_delay_s=args.batch_delay_s, batch_finalize_s=args.batch_finalize_s,
+                     batch_cancel_s=args.batch_cancel_s, batch_window_s=args.batch_window_s,
+                     batch_fail_rate=args.batch_fail_rate,
+                     batch_max_requests=args.batch_max_requests,
+                     batch_max_bytes=args.batch_max_bytes)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -1,14 +1,18 @@
 """Accounting: what a run sent, got back, waited for and paid — and the budget guard.
 
 ``Accounting`` keeps counters per (stage, provider spec) in constant memory:
-latencies go into a fixed, log-spaced histogram rather than a list, so a run
+tokens by kind (fresh input, cache reads, cache writes, output — each is
+priced at its own rate by ``Price.cost``), calls made through a provider's
+Batch API (priced at batch rates) apart from online ones, and latencies.
+Latencies go into a fixed, log-spaced histogram rather than a list, so a run
 of millions of requests uses the same few kilobytes as a run of ten.
 ``snapshot()`` is the one JSON shape for ``run.json`` and the live display;
 ``format_progress`` turns it into the one-line live status.
 
 ``Budget`` is how ``--max-cost`` is a guarantee rather than a hope: before a
-request is sent the engine reserves its worst case (prompt tokens * input
-price + max_tokens * output price); the request is started only if spent +
+request is sent the engine reserves its worst case (``Price.max_cost``: prompt
+tokens at the dearer of input and cache-write price + max_tokens at the output
+price); the request is started only if spent +
 reserved + that amount stays within the cap, and the reservation is settled
 with the real cost (or released on failure) afterwards.
 
@@ -105,6 +109,9 @@ class _Cell:
     attempts: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    batch_requests: int = 0
     cost_usd: float = 0.0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
@@ -119,6 +126,9 @@ class _Cell:
         self.attempts += other.attempts
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
+        self.cached_input_tokens += other.cached_input_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+        self.batch_requests += other.batch_requests
         self.cost_usd += other.cost_usd
         self.latency.merge(other.latency)
 
@@ -136,6 +146,9 @@ class _Cell:
             "attempts": self.attempts,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "batch_requests": self.batch_requests,
             "cost_usd": self.cost_usd,
             "latency_s": self.latency.summary(),
         }
@@ -156,6 +169,10 @@ class Accounting:
 
     Tokens, dollars and latencies count only answers fetched from a provider:
     a cache hit adds to ``cache_hits`` and ``successes`` and nothing else.
+    ``input_tokens`` counts every input token; ``cached_input_tokens`` and
+    ``cache_write_tokens`` say how many of them were prompt-cache reads and
+    writes. ``batch=True`` marks an answer that came through a Batch API
+    (its ``cost_usd`` already at batch rates; its latency is the batch's wait).
     """
 
     def __init__(self) -> None:
@@ -168,7 +185,8 @@ class Accounting:
         return cell
 
     def record_success(self, stage: str, spec: str, completion: Completion, *,
-                       cached: bool, latency_s: float, attempts: int) -> None:
+                       cached: bool, latency_s: float, attempts: int,
+                       batch: bool = False) -> None:
         cell = self._cell(stage, spec)
         cell.requests += 1
         cell.successes += 1
@@ -178,8 +196,12 @@ class Accounting:
             cell.cache_hits += 1
             return
         cell.attempts += attempts
-        cell.input_tokens += completion.usage.input_tokens
-        cell.output_tokens += completion.usage.output_tokens
+        usage = completion.usage
+        cell.input_tokens += usage.input_tokens
+        cell.output_tokens += usage.output_tokens
+        cell.cached_input_tokens += usage.cached_input_tokens
+        cell.cache_write_tokens += usage.cache_write_tokens
+        cell.batch_requests += batch
         cell.cost_usd += completion.cost_usd
         cell.latency.add(latency_s)
 

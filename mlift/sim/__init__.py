@@ -41,8 +41,16 @@ What it does
 * Checks API keys when ``require_key`` is set (401 with the real bodies; the
   key is never echoed whole) and rejects bad requests with 400s in each
   provider's error shape.
+* Caches prompts as the providers do (:mod:`mlift.sim.prompt_cache`) and
+  reports ``prompt_tokens_details.cached_tokens`` / ``cache_read_input_tokens``
+  and ``cache_creation_input_tokens``.
+* Speaks OpenAI's Files and Batch APIs and Anthropic's Message Batches
+  (:mod:`mlift.sim.batches` and its dialect modules) on the same clock, with
+  their statuses, limits, validation errors, cancel, expiry and failed lines;
+  each line is answered by the same path as an online request.
 * Counts everything at ``GET /stats`` (reset with ``POST /stats/reset``),
-  including the most requests and tokens admitted in any 1 s and 60 s window.
+  including the most requests and tokens admitted in any 1 s and 60 s window,
+  and batch traffic under ``"batch"``.
 
 What it does not do (know these before reading its numbers)
 -----------------------------------------------------------

@@ -20,6 +20,21 @@ class SimConfig:
     score. ``verbosity`` makes free-text answers that many times as long (a
     wordier provider, to check that estimates hold beyond this simulator).
     ``require_key`` makes every route demand that API key.
+
+    Prompt caching (``prompt_cache``, on by default) reports cached tokens
+    as each provider does (see :mod:`mlift.sim.prompt_cache`).
+
+    Batches (OpenAI Batch and Anthropic Message Batches) run on the server's
+    clock: ``batch_validate_s`` of validation (OpenAI), ``batch_delay_s`` of
+    processing spread evenly over the lines, ``batch_finalize_s`` of
+    finalizing (OpenAI), ``batch_cancel_s`` from a cancel request to the end.
+    A batch still unfinished ``batch_window_s`` after its creation expires
+    (the providers' 24 hours); so ``batch_delay_s > batch_window_s`` expires
+    batches with about ``1 - window/delay`` of their lines undone.
+    ``batch_fail_rate`` is the share of lines answered with a server error.
+    ``batch_max_requests``/``batch_max_bytes`` lower the providers' limits
+    (OpenAI 50,000 requests and 200 MB per input file, Anthropic 100,000
+    requests and 256 MB per batch) to test them cheaply; None keeps them.
     """
 
     rpm: float | None = None
@@ -36,6 +51,16 @@ class SimConfig:
     require_key: str | None = None
     bad_verdict_rate: float = 0.02
     verbosity: float = 1.0
+    # prompt caching and batches (see the docstring)
+    prompt_cache: bool = True
+    batch_validate_s: float = 1.0
+    batch_delay_s: float = 5.0
+    batch_finalize_s: float = 1.0
+    batch_cancel_s: float = 1.0
+    batch_window_s: float = 86_400.0
+    batch_fail_rate: float = 0.0
+    batch_max_requests: int | None = None
+    batch_max_bytes: int | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -50,6 +75,17 @@ class SimConfig:
         for name in ("latency_ms", "jitter_ms", "hang_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"sim: {name} must not be negative, got {getattr(self, name)}")
+        for name in ("batch_validate_s", "batch_delay_s", "batch_finalize_s",
+                     "batch_cancel_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"sim: {name} must not be negative, got {getattr(self, name)}")
+        if self.batch_window_s <= 0:
+            raise ConfigError(f"sim: batch_window_s must be positive, got {self.batch_window_s}")
+        for name in ("batch_max_requests", "batch_max_bytes"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"sim: {name} must be at least 1 (or unset for the "
+                                  f"provider's limit), got {value}")
         if self.verbosity <= 0:
             raise ConfigError(f"sim: verbosity must be positive, got {self.verbosity}")
         if self.burst_s <= 0:

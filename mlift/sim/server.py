@@ -16,8 +16,10 @@ from aiohttp import web
 
 from mlift.sim import wire
 from mlift.sim.answers import answer
+from mlift.sim.batches import Batches, LineReply
 from mlift.sim.config import SimConfig
 from mlift.sim.limiter import Decision, KeyLimits
+from mlift.sim.prompt_cache import Breakpoint, PromptCache, anthropic_breakpoints
 from mlift.sim.stats import Stats
 from mlift.tokens import count_chat_tokens, count_tokens, truncate_tokens, warm_up
 from mlift.types import ROUTE_HEADER
@@ -70,12 +72,17 @@ class SimServer:
         self._rng = random.Random(self.config.seed)
         self._stats = Stats()
         self._limits: dict[str, KeyLimits] = {}
+        self._prompt_cache = PromptCache()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._app = web.Application(client_max_size=32 * 1024 * 1024)
         self._app.router.add_post("/v1/chat/completions", self._openai)
         self._app.router.add_post("/v1/messages", self._anthropic)
         self._app.router.add_get("/v1/models", self._models)
+        # Files and both batch APIs (mlift.sim.batches); lines answered by _batch_line.
+        self._batches = Batches(self.config, clock, answer=self._batch_line,
+                                check_key=self._check_key, key_of=self._key)
+        self._batches.register(self._app.router)
         self._app.router.add_get("/stats", self._get_stats)
         self._app.router.add_post("/stats/reset", self._reset_stats)
 
@@ -119,8 +126,8 @@ class SimServer:
         await self.stop()
 
     def stats(self) -> dict[str, Any]:
-        """The counters ``GET /stats`` serves."""
-        return self._stats.snapshot()
+        """The counters ``GET /stats`` serves (batch traffic under ``"batch"``)."""
+        return {**self._stats.snapshot(), "batch": self._batches.snapshot()}
 
     # ---- small routes ---------------------------------------------------------------------
 
@@ -130,10 +137,11 @@ class SimServer:
         return denied or web.Response(body=wire.models_list(), content_type=_JSON_TYPE)
 
     async def _get_stats(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(self._stats.snapshot())
+        return web.json_response(self.stats())
 
     async def _reset_stats(self, request: web.Request) -> web.StreamResponse:
         self._stats.reset()
+        self._batches.reset()
         return web.json_response({"reset": True})
 
     # ---- completions ----------------------------------------------------------------------
@@ -206,6 +214,7 @@ class SimServer:
         try:
             obj = wire.load_json(await request.read())
             req = wire.parse_openai(obj) if dialect == "openai" else wire.parse_anthropic(obj)
+            points = anthropic_breakpoints(obj, req.model) if dialect == "anthropic" else ()
         except wire.WireError as err:
             return self._error(dialect, rid, err.status, err)
         cfg = self.config
@@ -232,11 +241,8 @@ class SimServer:
         if fault == "error":
             return self._server_error(dialect, rid)
 
-        text, finish, completion = _cached_answer(req.model, req.messages,
-                                                  req.max_tokens, cfg.seed,
-                                                  cfg.bad_verdict_rate, cfg.verbosity,
-                                                  request.headers.get(ROUTE_HEADER), req.schema)
-        usage = (prompt, completion)
+        text, finish, usage = self._answer(dialect, req, prompt, key, points,
+                                           route=request.headers.get(ROUTE_HEADER))
         if req.stream:
             build = wire.openai_stream if dialect == "openai" else wire.anthropic_stream
             body, ctype = build(rid, req, text, finish, usage), _SSE_TYPE
@@ -251,8 +257,60 @@ class SimServer:
             body = (b"data: {\"choices\": [{\"delta\": \n\n" if req.stream
                     else body[: len(body) // 2] + b"<!-- upstream error -->")
         else:
-            self._stats.answered(admitted_at, charge, prompt, completion)
+            self._stats.answered(admitted_at, charge, prompt, usage.completion)
         return web.Response(body=body, headers={"Content-Type": ctype, **headers})
+
+    def _answer(self, dialect: Dialect, req: wire.ChatRequest, prompt: int, key: str,
+                points: tuple[Breakpoint, ...], *, batch_start: float | None = None,
+                now: float | None = None, route: str | None = None
+                ) -> tuple[str, str, wire.Tokens]:
+        """(text, finish_reason, tokens) for a parsed request: the one answer path that
+        online requests and batch lines share. ``batch_start`` hides cache entries
+        written since (a batch's lines don't see each other's writes); ``now`` is the
+        clock time the request meets the prompt cache at (default: the clock's);
+        ``route`` is what the ``X-Mlift-Prompt`` header said (None: a generic answer)."""
+        cfg = self.config
+        text, finish, completion = _cached_answer(req.model, req.messages, req.max_tokens,
+                                                  cfg.seed, cfg.bad_verdict_rate,
+                                                  cfg.verbosity, route, req.schema)
+        batch = batch_start is not None
+        if not cfg.prompt_cache:
+            return text, finish, wire.Tokens(prompt, completion, batch=batch)
+        now, cache = self._clock() if now is None else now, self._prompt_cache
+        if dialect == "openai":
+            use = cache.openai(key, req.model, req.messages, now, before=batch_start)
+        else:
+            use = cache.anthropic(key, req.model, points, now, before=batch_start)
+        # Prefixes are counted as the prompt is, so they fit in it; clamp all the same.
+        read = min(use.read, prompt)
+        write = min(use.write, prompt - read)
+        return text, finish, wire.Tokens(prompt, completion, read, write,
+                                         min(use.write_1h, write), batch=batch)
+
+    def _batch_line(self, dialect: Dialect, obj: Any, key: str, start: float,
+                    at: float) -> LineReply:
+        """One batch line answered as the online route would answer its body."""
+        rid = os.urandom(12).hex()
+        try:
+            if not isinstance(obj, dict):
+                raise wire.WireError(400, "The request body must be a JSON object.")
+            req = wire.parse_openai(obj) if dialect == "openai" else wire.parse_anthropic(obj)
+            points = anthropic_breakpoints(obj, req.model) if dialect == "anthropic" else ()
+            if req.stream:
+                raise wire.WireError(400, "stream: streaming is not supported in a batch",
+                                     param="stream")
+        except wire.WireError as err:
+            if dialect == "openai":
+                body = wire.openai_error_obj(err.message, err.kind, err.param, err.code)
+            else:
+                body = wire.anthropic_error_obj(err.kind, err.message, f"req_{rid}")
+            return LineReply(err.status, body, f"req_{rid}")
+        prompt = _prompt_tokens(req.model, req.system, req.messages, dialect)
+        text, finish, usage = self._answer(dialect, req, prompt, key, points,
+                                           batch_start=start, now=at)
+        build = wire.openai_completion_obj if dialect == "openai" else wire.anthropic_message_obj
+        return LineReply(200, build(rid, req, text, finish, usage), f"req_{rid}",
+                         usage.prompt, usage.completion)
 
     def _draw_fault(self) -> str | None:
         cfg = self.config

@@ -43,6 +43,50 @@ class WireError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Tokens:
+    """What a ``usage`` object reports: prompt tokens (all of them, cached or
+    not), completion tokens, and the prompt tokens read from / written to the
+    prompt cache (``cache_write_1h`` of the writes went to 1-hour entries).
+    ``batch`` marks an answer produced inside a batch (Anthropic's
+    ``service_tier``)."""
+
+    prompt: int
+    completion: int
+    cache_read: int = 0
+    cache_write: int = 0
+    cache_write_1h: int = 0
+    batch: bool = False
+
+
+def _tokens(usage: Tokens | tuple[int, int]) -> Tokens:
+    return usage if isinstance(usage, Tokens) else Tokens(usage[0], usage[1])
+
+
+def openai_usage(usage: Tokens | tuple[int, int]) -> dict[str, Any]:
+    """OpenAI's chat ``usage``: prompt tokens include the cached ones."""
+    t = _tokens(usage)
+    return {"prompt_tokens": t.prompt, "completion_tokens": t.completion,
+            "total_tokens": t.prompt + t.completion,
+            "prompt_tokens_details": {"cached_tokens": t.cache_read, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0,
+                                          "rejected_prediction_tokens": 0}}
+
+
+def anthropic_usage(usage: Tokens | tuple[int, int], *, output: int | None = None,
+                    ) -> dict[str, Any]:
+    """Anthropic's ``usage``: ``input_tokens`` excludes cache reads and writes."""
+    t = _tokens(usage)
+    return {"input_tokens": t.prompt - t.cache_read - t.cache_write,
+            "cache_creation_input_tokens": t.cache_write,
+            "cache_read_input_tokens": t.cache_read,
+            "cache_creation": {"ephemeral_5m_input_tokens": t.cache_write - t.cache_write_1h,
+                               "ephemeral_1h_input_tokens": t.cache_write_1h},
+            "output_tokens": t.completion if output is None else output,
+            "service_tier": "batch" if t.batch else "standard"}
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     """What either dialect's request boils down to.
 
@@ -219,26 +263,39 @@ def _forced_tool(tools: Any, choice: Any) -> tuple[str | None, str | None]:
 
 # ---- bodies -------------------------------------------------------------------------------
 
+def openai_error_obj(message: str, kind: str, param: str | None = None,
+                     code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
 def openai_error(status: int, message: str, kind: str, param: str | None = None,
                  code: str | None = None) -> bytes:
-    return dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
+    return dumps(openai_error_obj(message, kind, param, code))
+
+
+def anthropic_error_obj(kind: str, message: str, request_id: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": kind, "message": message},
+            "request_id": request_id}
 
 
 def anthropic_error(kind: str, message: str, request_id: str) -> bytes:
-    return dumps({"type": "error", "error": {"type": kind, "message": message},
-                  "request_id": request_id})
+    return dumps(anthropic_error_obj(kind, message, request_id))
 
 
-def openai_completion(rid: str, req: ChatRequest, text: str, finish: str, usage: tuple[int, int],
-                      ) -> bytes:
-    return dumps({
+def openai_completion_obj(rid: str, req: ChatRequest, text: str, finish: str,
+                          usage: Tokens | tuple[int, int]) -> dict[str, Any]:
+    return {
         "id": f"chatcmpl-{rid}", "object": "chat.completion", "created": int(time.time()),
         "model": req.model, "system_fingerprint": "fp_mlift_sim",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text,
                                              "refusal": None},
                      "logprobs": None, "finish_reason": finish}],
-        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                  "total_tokens": usage[0] + usage[1]}})
+        "usage": openai_usage(usage)}
+
+
+def openai_completion(rid: str, req: ChatRequest, text: str, finish: str,
+                      usage: Tokens | tuple[int, int]) -> bytes:
+    return dumps(openai_completion_obj(rid, req, text, finish, usage))
 
 
 def _tool_input(text: str) -> dict[str, Any]:
@@ -256,17 +313,22 @@ def _stop_reason(req: ChatRequest, finish: str) -> str:
     return "tool_use" if req.tool else "end_turn"
 
 
-def anthropic_message(rid: str, req: ChatRequest, text: str, finish: str,
-                      usage: tuple[int, int]) -> bytes:
+def anthropic_message_obj(rid: str, req: ChatRequest, text: str, finish: str,
+                          usage: Tokens | tuple[int, int]) -> dict[str, Any]:
     content: list[dict[str, Any]] = [{"type": "text", "text": text}]
     if req.tool:
         content = [{"type": "tool_use", "id": f"toolu_{rid}", "name": req.tool,
                     "input": _tool_input(text)}]
-    return dumps({
+    return {
         "id": f"msg_{rid}", "type": "message", "role": "assistant", "model": req.model,
         "content": content, "stop_reason": _stop_reason(req, finish),
         "stop_sequence": None,
-        "usage": {"input_tokens": usage[0], "output_tokens": usage[1]}})
+        "usage": anthropic_usage(usage)}
+
+
+def anthropic_message(rid: str, req: ChatRequest, text: str, finish: str,
+                      usage: Tokens | tuple[int, int]) -> bytes:
+    return dumps(anthropic_message_obj(rid, req, text, finish, usage))
 
 
 def _pieces(text: str, size: int = 24) -> list[str]:
@@ -274,7 +336,7 @@ def _pieces(text: str, size: int = 24) -> list[str]:
 
 
 def openai_stream(rid: str, req: ChatRequest, text: str, finish: str,
-                  usage: tuple[int, int]) -> bytes:
+                  usage: Tokens | tuple[int, int]) -> bytes:
     """The whole SSE body of a streamed chat completion."""
     base = {"id": f"chatcmpl-{rid}", "object": "chat.completion.chunk",
             "created": int(time.time()), "model": req.model,
@@ -290,15 +352,14 @@ def openai_stream(rid: str, req: ChatRequest, text: str, finish: str,
     out.extend(chunk({"content": piece}, None) for piece in _pieces(text))
     out.append(chunk({}, finish))
     if req.include_usage:
-        out.append(b"data: " + dumps({**base, "choices": [], "usage": {
-            "prompt_tokens": usage[0], "completion_tokens": usage[1],
-            "total_tokens": usage[0] + usage[1]}}) + b"\n\n")
+        out.append(b"data: " + dumps({**base, "choices": [], "usage": openai_usage(usage)})
+                   + b"\n\n")
     out.append(b"data: [DONE]\n\n")
     return b"".join(out)
 
 
 def anthropic_stream(rid: str, req: ChatRequest, text: str, finish: str,
-                     usage: tuple[int, int]) -> bytes:
+                     usage: Tokens | tuple[int, int]) -> bytes:
     """The whole SSE body of a streamed message, in Anthropic's event order."""
     def event(name: str, data: dict[str, Any]) -> bytes:
         return b"event: " + name.encode() + b"\ndata: " + dumps(data) + b"\n\n"
@@ -314,7 +375,7 @@ def anthropic_stream(rid: str, req: ChatRequest, text: str, finish: str,
     out = [event("message_start", {"type": "message_start", "message": {
         "id": f"msg_{rid}", "type": "message", "role": "assistant", "model": req.model,
         "content": [], "stop_reason": None, "stop_sequence": None,
-        "usage": {"input_tokens": usage[0], "output_tokens": 1}}}),
+        "usage": anthropic_usage(usage, output=1)}}),
         event("content_block_start", {"type": "content_block_start", "index": 0,
                                       "content_block": block}),
         event("ping", {"type": "ping"})]
@@ -324,7 +385,7 @@ def anthropic_stream(rid: str, req: ChatRequest, text: str, finish: str,
     out += [event("content_block_stop", {"type": "content_block_stop", "index": 0}),
             event("message_delta", {"type": "message_delta", "delta": {
                 "stop_reason": _stop_reason(req, finish),
-                "stop_sequence": None}, "usage": {"output_tokens": usage[1]}}),
+                "stop_sequence": None}, "usage": {"output_tokens": _tokens(usage).completion}}),
             event("message_stop", {"type": "message_stop"})]
     return b"".join(out)
 
