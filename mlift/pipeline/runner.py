@@ -287,7 +287,8 @@ class Pipeline:
                 selection=self.selector.counts(), scored=len(scores),
                 score_histogram={str(s): scores.count(s) for s in range(1, 6)},
                 judge_parse_failures=self.stages.judge_parse_failures,
-                judge_reasks=self.stages.judge_reasks)
+                judge_reasks=self.stages.judge_reasks,
+                judge_structured=self.stages.judge_structured)
 
     def _estimate_vs_actual(self, run: Run) -> dict[str, Any]:
         estimate = self.o.out_dir / "estimate.json"

@@ -118,6 +118,8 @@ class Stages:
         self._identify = identify
         self.judge_parse_failures = 0
         self.judge_reasks = 0
+        # Judge answers whose schema the endpoint enforced (structured outputs).
+        self.judge_structured = 0
 
     async def _call(self, stage: str, target: str, template: PromptTemplate,
                     messages: tuple[Message, ...], item_id: str, trace: Trace, *,
@@ -179,6 +181,7 @@ class Stages:
             done = await self._call("judge", self.models.judge, template, messages, item_id,
                                     trace)
             answers.append(done.text)
+            self.judge_structured += done.structured
             try:
                 return parse_verdict(done.text)
             except VerdictError as exc:
