@@ -62,11 +62,30 @@ kind = "anthropic"
 base_url = "{url}"
 context_tokens = {CONTEXT_PER_SLOT}
 prices = {{ input = 0.0, output = 0.0 }}
+
+# The same two, told that the server enforces output schemas.
+[providers.llama-json]
+kind = "openai"
+base_url = "{url}/v1"
+context_tokens = {CONTEXT_PER_SLOT}
+prices = {{ input = 0.0, output = 0.0 }}
+structured_outputs = true
+
+[providers.llama-anthropic-tool]
+kind = "anthropic"
+base_url = "{url}"
+context_tokens = {CONTEXT_PER_SLOT}
+prices = {{ input = 0.0, output = 0.0 }}
+structured_outputs = true
 """
 
 
-def spec(kind: str) -> str:
-    return f"{'llama' if kind == 'openai' else 'llama-anthropic'}:{MODEL}"
+def spec(kind: str, *, structured: bool = False) -> str:
+    """The profile for ``kind``; ``structured``: the one with structured_outputs on."""
+    name = "llama" if kind == "openai" else "llama-anthropic"
+    if structured:
+        name += "-json" if kind == "openai" else "-tool"
+    return f"{name}:{MODEL}"
 
 
 EngineFactory = Callable[..., Engine]

