@@ -177,7 +177,8 @@ async def main() -> None:
                                      args.out / "every", "llama:smollm2", "llama:smollm2",
                                      "llama:smollm2"),
         "judge on english_ift, text": await judge_only(config, "llama:smollm2", args.pairs),
-        "judge on english_ift, structured": await judge_only(config, "llama-json:smollm2", args.pairs),
+        "judge on english_ift, structured": await judge_only(config, "llama-json:smollm2",
+                                                             args.pairs),
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False),
                                            encoding="utf-8")
