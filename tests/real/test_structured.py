@@ -65,13 +65,13 @@ async def test_a_forced_tool_the_server_ignores_is_not_reported_as_structured(
 @pytest.fixture(scope="module")
 def structured_run(server: RealServer, tmp_path_factory: pytest.TempPathFactory
                    ) -> tuple[dict[str, Any], Path]:
-    """``mlift run`` on 3 + 3 samples, the simulator writing, the real model judging."""
+    """``mlift run`` on 2 + 2 samples, the simulator writing, the real model judging."""
     tmp_path = tmp_path_factory.mktemp("structured")
     files = []
     for lang in ("es", "hi"):
         lines = (ROOT / "samples" / f"{lang}.jsonl").read_text(encoding="utf-8").splitlines()
         path = tmp_path / f"{lang}.jsonl"
-        path.write_text("\n".join(lines[:3]) + "\n", encoding="utf-8")
+        path.write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")
         files.append(str(path))
     out = tmp_path / "run"
     assert main(["run", *files, "--out", str(out), "--config", str(server.config_path),
@@ -86,7 +86,7 @@ def test_a_structured_judge_writes_the_schema_or_runs_out_of_tokens_inside_it(
         structured_run: tuple[dict[str, Any], Path]) -> None:
     data, out = structured_run
     funnel, judged = data["funnel"], data["accounting"]["stages"]["judge"]["requests"]
-    assert funnel["balanced"] and funnel["input"] == 6
+    assert funnel["balanced"] and funnel["input"] == 4
     assert funnel["judge_structured"] == judged  # every verdict request was enforced
     for line in (out / "rejects.jsonl").read_text(encoding="utf-8").splitlines():
         reject = json.loads(line)
