@@ -100,7 +100,9 @@ async def pipeline(config: Path, files: list[Path], out: Path, translator: str,
         snapshot = eng.accounting.snapshot()
     rejects = [json.loads(line) for line in
                (out / "rejects.jsonl").read_text(encoding="utf-8").splitlines()]
-    return {"wall_s": time.monotonic() - started, "funnel": report.funnel,
+    funnel = {**report.funnel, "judge_structured":
+              report.funnel["judge_structured_output"]["through_an_enforced_schema"]}
+    return {"wall_s": time.monotonic() - started, "funnel": funnel,
             "stages": snapshot["stages"], "rejects": rejects}
 
 
@@ -127,7 +129,8 @@ async def judge_only(config: Path, target: str, n: int) -> dict[str, Any]:
         snapshot = eng.accounting.snapshot()
     funnel = {"input": len(pairs), "rejected": len(rejects), "balanced": True,
               "judge_parse_failures": stages.judge_parse_failures,
-              "judge_reasks": stages.judge_reasks, "judge_structured": stages.judge_structured}
+              "judge_reasks": stages.judge_reasks}
+    funnel["judge_structured"] = stages.judge_structured
     return {"wall_s": time.monotonic() - started, "funnel": funnel,
             "stages": snapshot["stages"], "rejects": rejects}
 
@@ -141,8 +144,9 @@ def table(title: str, result: dict[str, Any]) -> str:
         latency = cell["latency_s"]
         busy = (latency["mean"] or 0.0) * latency["count"]
         rate = cell["output_tokens"] / busy if busy else 0.0
-        parse = (f"{funnel['judge_parse_failures']} of {cell['requests']} answers "
-                 f"({funnel['judge_structured']} schema-enforced)" if stage == "judge" else "")
+        parse = (f"{funnel['judge_parse_failures']} of {cell['requests']} "
+                 f"({funnel['judge_structured']} verdicts through the schema)"
+                 if stage == "judge" else "")
         why = ", ".join(f"{code} {n}" for code, n in reasons.get(stage, Counter()).most_common())
         rows.append(f"| {stage} | {cell['requests']} | {parse} | {why or '—'} | "
                     f"{cell['output_tokens']} | {rate:.1f} | {latency['mean'] or 0:.1f} s |")

@@ -262,3 +262,39 @@ def test_report_html_into_a_folder_that_does_not_exist_yet(tmp_path: Path) -> No
     assert main(["report", str(out), "--html", str(page)]) == 0
     assert page.read_text(encoding="utf-8").startswith("<!")
     assert main(["report", str(out), "--html", str(tmp_path / "new")]) == 2
+
+
+def test_run_json_and_each_scored_pair_say_whether_the_schema_was_enforced(
+        tmp_path: Path) -> None:
+    inputs = subset(tmp_path, n=2)
+    out = tmp_path / "on"
+    assert run(*inputs, "--out", str(out), "--no-cache") == 0
+    judged = run_json(out)["funnel"]["judge_structured_output"]
+    assert judged["verdicts"] == judged["through_an_enforced_schema"] > 0
+    assert all(p.structured for p in iter_records(out / "scored.jsonl", ScoredPair))
+    # A profile that says its server cannot enforce schemas: the strict text parse.
+    config = tmp_path / "mlift.toml"
+    config.write_text('[providers.plain]\nkind = "sim"\nstructured_outputs = false\n',
+                      encoding="utf-8")
+    off = tmp_path / "off"
+    assert run(*inputs, "--out", str(off), "--no-cache", "--provider", "plain:default",
+               "--config", str(config)) == 0
+    judged = run_json(off)["funnel"]["judge_structured_output"]
+    assert judged["through_an_enforced_schema"] == 0
+    assert judged["by_strict_text_parse"] == judged["verdicts"] > 0
+    assert not any(p.structured for p in iter_records(off / "scored.jsonl", ScoredPair))
+
+
+def test_a_refused_resume_shows_the_refusal_alone(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, cache = tmp_path / "out", str(tmp_path / "c")
+    inputs = subset(tmp_path, n=2)
+    assert run(*inputs, "--out", str(out), "--cache-dir", cache) == 0
+    capsys.readouterr()
+    # Not quiet: a newcomer's command line, with the progress display on.
+    assert main(["run", *inputs, "--out", str(out), "--cache-dir", cache,
+                 "--judge", "sim:strict"]) == 2
+    err = capsys.readouterr().err
+    assert "items" not in err and "req/s" not in err  # no status line of nothing done
+    assert err.count("\n  ") == 1  # one line of what differs: the judge's spec
+    assert "models.judge: was sim:default, now sim:strict" in err

@@ -135,6 +135,7 @@ class Pipeline:
                              identify=identify.rank if identify is not None else None)
         self.report = RunReport()
         self.run_state: Run | None = None
+        self._opened: tuple[RunFolder, int, Finished] | None = None
 
     @property
     def emitted(self) -> int:
@@ -219,7 +220,8 @@ class Pipeline:
                 task=drawn.template.task,
                 style=drawn.style.name, length_hint=drawn.length.name,
                 prompts=dict(trace.prompts), models=self._models(), source=source,
-                fields=dict(record.fields), usage=_copy(trace.usage))
+                fields=dict(record.fields), usage=_copy(trace.usage),
+                structured=trace.structured)
             if not kept:
                 return (scored,)
             instruction = await stages.back(record.id, instruction_en, lang,
@@ -257,12 +259,19 @@ class Pipeline:
         retried = folder.retry_failed() if self.o.only_ids is None else 0
         return folder, retried, folder.scan(repair=True)
 
+    async def prepare(self) -> None:
+        """Open the run folder now (a refusal comes before anything else is shown)."""
+        if self._opened is None:
+            m = self.o.models
+            endpoints = {role: endpoint_identity(self.engine.endpoint(spec)) for role, spec in
+                         (("translator", m.translator), ("generator", m.generator),
+                          ("judge", m.judge))}
+            self._opened = await asyncio.to_thread(self.open_folder, endpoints)
+
     async def run(self) -> RunReport:
-        m = self.o.models
-        endpoints = {role: endpoint_identity(self.engine.endpoint(spec)) for role, spec in
-                     (("translator", m.translator), ("generator", m.generator),
-                      ("judge", m.judge))}
-        folder, retried, finished = await asyncio.to_thread(self.open_folder, endpoints)
+        await self.prepare()
+        assert self._opened is not None
+        folder, retried, finished = self._opened
         r = self.report
         r.retried = retried
         async with Run(folder, self.engine, files=(DatasetRow, ScoredPair, Reject),
@@ -288,7 +297,11 @@ class Pipeline:
                 score_histogram={str(s): scores.count(s) for s in range(1, 6)},
                 judge_parse_failures=self.stages.judge_parse_failures,
                 judge_reasks=self.stages.judge_reasks,
-                judge_structured=self.stages.judge_structured)
+                judge_structured_output={
+                    "verdicts": self.stages.judge_verdicts,
+                    "through_an_enforced_schema": self.stages.judge_structured,
+                    "by_strict_text_parse":
+                        self.stages.judge_verdicts - self.stages.judge_structured})
 
     def _estimate_vs_actual(self, run: Run) -> dict[str, Any]:
         estimate = self.o.out_dir / "estimate.json"

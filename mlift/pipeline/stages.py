@@ -71,6 +71,8 @@ class Trace:
 
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)
     prompts: dict[str, str] = field(default_factory=dict)
+    # Whether the judge's verdict came through an enforced schema (None: not judged).
+    structured: bool | None = None
 
     def add(self, stage: str, completion: Completion) -> None:
         u = self.usage.setdefault(stage, {"requests": 0, "input_tokens": 0, "output_tokens": 0,
@@ -118,7 +120,8 @@ class Stages:
         self._identify = identify
         self.judge_parse_failures = 0
         self.judge_reasks = 0
-        # Judge answers whose schema the endpoint enforced (structured outputs).
+        # Verdicts, and how many of them came through an enforced schema.
+        self.judge_verdicts = 0
         self.judge_structured = 0
 
     async def _call(self, stage: str, target: str, template: PromptTemplate,
@@ -181,9 +184,8 @@ class Stages:
             done = await self._call("judge", self.models.judge, template, messages, item_id,
                                     trace)
             answers.append(done.text)
-            self.judge_structured += done.structured
             try:
-                return parse_verdict(done.text)
+                verdict = parse_verdict(done.text)
             except VerdictError as exc:
                 error = exc
                 self.judge_parse_failures += 1
@@ -192,6 +194,11 @@ class Stages:
                 self.judge_reasks += 1
                 messages = (*messages, Message("assistant", done.text),
                             Message("user", reask_message(exc, template.output)))
+                continue
+            self.judge_verdicts += 1
+            self.judge_structured += done.structured
+            trace.structured = done.structured
+            return verdict
         cut = " (max_tokens cut the last answer)" if done.finish_reason == "length" else ""
         raise StageReject("judge", error.code if error else "judge_unparsed",
                           f"no valid verdict after {MAX_REASKS} re-asks: {error}{cut}",

@@ -85,9 +85,10 @@ def structured_run(server: RealServer, tmp_path_factory: pytest.TempPathFactory
 def test_a_structured_judge_writes_the_schema_or_runs_out_of_tokens_inside_it(
         structured_run: tuple[dict[str, Any], Path]) -> None:
     data, out = structured_run
-    funnel, judged = data["funnel"], data["accounting"]["stages"]["judge"]["requests"]
+    funnel = data["funnel"]
     assert funnel["balanced"] and funnel["input"] == 4
-    assert funnel["judge_structured"] == judged  # every verdict request was enforced
+    verdicts = funnel["judge_structured_output"]
+    assert verdicts["through_an_enforced_schema"] == verdicts["verdicts"]
     for line in (out / "rejects.jsonl").read_text(encoding="utf-8").splitlines():
         reject = json.loads(line)
         assert reject["stage"] == "judge", reject
