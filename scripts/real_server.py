@@ -356,9 +356,9 @@ def free_port() -> int:
         return port
 
 
-def healthy(url: str) -> bool:
+def healthy(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -384,11 +384,14 @@ def start(layout: Layout, *, port: int | None = None) -> tuple[str, bool]:
 
 def _start(layout: Layout, port: int | None) -> tuple[str, bool]:
     state = _running(layout)
-    if state is not None and healthy(state["url"]):
+    if state is not None:
+        # Someone else's tests may be using it: never stop a running server here.
+        if not healthy(state["url"], timeout=30.0):
+            raise Failure(EXIT_SERVER, f"llama-server pid {state['pid']} at {state['url']} "
+                                       "does not answer /health; stop it with "
+                                       "'python scripts/real_server.py stop'")
         say(f"already running at {state['url']} (pid {state['pid']})")
         return state["url"], False
-    if state is not None:
-        stop(layout)
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     command = layout.command("-m", str(layout.model), "--host", "127.0.0.1", "--port",
