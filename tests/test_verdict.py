@@ -39,6 +39,10 @@ scores = st.integers(1, 5)
      "The instruction asks for exactly what the text gives."),
     ("It fits.\nScore: 4\nScore: 4", 4, "It fits."),
     ("```\nIt fits.\nScore: 4\n```", 4, "It fits."),
+    # A schema-shaped verdict, score first, cut by max_tokens inside its reason
+    # (SmolLM2 on llama-server): the score was written whole.
+    ('{\n  "score": 2,\n  "reason": "The sentence is too long. The sentence is too', 2,
+     '{\n  "reason": "The sentence is too long. The sentence is too'),
 ])
 def test_a_verdict_whose_meaning_is_plain_is_read(text: str, score: int, reason: str) -> None:
     assert parse_verdict(text) == Verdict(score, reason)
