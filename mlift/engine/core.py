@@ -91,6 +91,8 @@ class Engine:
         self._factory = provider_factory
         self._states: dict[str, _EndpointState] = {}
         self._shared: dict[tuple[str, str, str], _EndpointState] = {}
+        # States of profiles that share a server and model with another one.
+        self._own: list[_EndpointState] = []
         self._ids = itertools.count()
 
     async def __aenter__(self) -> Engine:
@@ -128,6 +130,15 @@ class Engine:
                 state = _EndpointState(endpoint, self._factory(endpoint), price,
                                        self._sleep, self._timeouts())
                 self._shared[endpoint.limit_key] = state
+            elif dataclasses.replace(state.endpoint, name=endpoint.name) != endpoint:
+                # The same server and model through other settings (structured
+                # outputs, transport, key, price): a client and price of its own,
+                # the same limits, slots and timeouts.
+                own = _EndpointState(endpoint, self._factory(endpoint), price,
+                                     self._sleep, state.timeouts)
+                own.limiter, own.slots, own.inflight = state.limiter, state.slots, state.inflight
+                self._own.append(own)
+                state = own
             self._states[target] = state
         return state
 
@@ -244,7 +255,8 @@ class Engine:
                 handle.reschedule(now + state.timeouts.current_s)
 
     async def aclose(self) -> None:
-        for state in self._shared.values():
+        for state in [*self._shared.values(), *self._own]:
             await state.provider.aclose()
         self._shared.clear()
+        self._own.clear()
         self._states.clear()
