@@ -79,18 +79,39 @@ async def test_a_queue_far_longer_than_the_timeout_is_served_without_one_timeout
     assert loop.time() == pytest.approx(200.0, abs=1.0)  # the server's own pace
 
 
+async def sent_at(engine: Engine, delay: float, i: int) -> object:
+    await asyncio.sleep(delay)
+    return await engine.complete(req(i))
+
+
 @pytest.mark.looptime
 async def test_a_hung_request_in_a_queue_is_still_abandoned_one_timeout_after_its_turn() -> None:
-    # r2 hangs in its slot; everything sent before it is answered by t=10, so
-    # it is abandoned at 10 + 30 s and sent again, while the rest flows past.
+    # r0, r1 at t=0; r2 (hangs in its slot) at t=2; r3..r9 at t=4. r2's turn
+    # comes when r0 and r1 are answered (t=10): abandoned at 10 + 30 s and sent
+    # again, while r3..r9 (sent well after it) flow past without moving it.
+    server = QueueingServer(endpoint(), slots=2, service_s=10.0, hang=frozenset({"r2"}))
+    engine = engine_on(server, timeout_s=30.0)
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(sent_at(engine, 0.0 if i < 2 else 2.0 if i == 2 else 4.0, i)
+                           for i in range(10)))
+    totals = engine.accounting.snapshot()["totals"]
+    assert totals["retries_by_error"] == {"ProviderTimeout": 1}
+    assert sorted(server.served) == sorted(f"r{i}" for i in range(10))
+    assert loop.time() < 10.0 + 30.0 + 10.0 * 10 / 2  # its turn, the timeout, the rest
+
+
+@pytest.mark.looptime
+async def test_a_hung_request_sent_with_a_burst_is_abandoned_once_the_burst_is_answered() -> None:
+    # Requests sent together reach the server in any order, so every answer to
+    # the burst moves r2's deadline: it is abandoned 30 s after the last one.
     server = QueueingServer(endpoint(), slots=2, service_s=10.0, hang=frozenset({"r2"}))
     engine = engine_on(server, timeout_s=30.0)
     loop = asyncio.get_running_loop()
     await asyncio.gather(*(engine.complete(req(i)) for i in range(10)))
     totals = engine.accounting.snapshot()["totals"]
     assert totals["retries_by_error"] == {"ProviderTimeout": 1}
-    assert sorted(server.served) == sorted(f"r{i}" for i in range(10))
-    assert loop.time() < 10.0 + 30.0 + 10.0 * 10 / 2  # its turn, the timeout, the rest
+    # r3..r9 through one slot end at t=80; r2 is abandoned at 110 and served again.
+    assert loop.time() == pytest.approx(80.0 + 30.0 + 10.0, abs=2.0)
 
 
 @pytest.mark.looptime
