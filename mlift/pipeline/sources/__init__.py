@@ -79,6 +79,7 @@ def read_records(path: str | Path, *, fmt: str | None = None, text_field: str = 
                  context_fields: Iterable[str] = (), default_lang: str | None = None,
                  txt_mode: str = "line", dataset: str | None = None,
                  max_record_bytes: int = MAX_RECORD_BYTES,
+                 seen_ids: set[int] | None = None,
                  ) -> Iterator[Record | InputError]:
     """Stream the records of one file; bad records come out as ``InputError`` items.
 
@@ -90,6 +91,8 @@ def read_records(path: str | Path, *, fmt: str | None = None, text_field: str = 
     :func:`mlift.langs.get_language`. Plain text has one document per line
     (``txt_mode="line"``) or per blank-line-separated block (``"block"``, the
     line number is the block's first line) and takes ``default_lang``.
+    ``seen_ids``, shared between the calls for the files of one run, makes an
+    id given in two files a ``duplicate_id`` too.
 
     Raises :class:`~mlift.errors.ConfigError` at once for problems with the
     whole input; see the module docstring for the rest of the contract.
@@ -106,7 +109,8 @@ def read_records(path: str | Path, *, fmt: str | None = None, text_field: str = 
         raise ConfigError(f"{p}: plain text has no language field; pass its language with --lang")
     if kind == "txt" and ctx:
         raise ConfigError(f"{p}: plain text has no fields, so no context fields")
-    b = Builder(str(p), dataset or _base_name(p), text_field, id_field, lang_field, ctx, lang)
+    b = Builder(str(p), dataset or _base_name(p), text_field, id_field, lang_field, ctx, lang,
+                seen_ids)
     limit = max_record_bytes
     if kind == "parquet":
         check_parquet(b, p)

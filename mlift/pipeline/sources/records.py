@@ -115,12 +115,14 @@ class Builder:
     """
 
     def __init__(self, file: str, dataset: str, text_field: str, id_field: str,
-                 lang_field: str, context_fields: tuple[str, ...], default_lang: str | None):
+                 lang_field: str, context_fields: tuple[str, ...], default_lang: str | None,
+                 seen_ids: set[int] | None = None):
         self.file, self.dataset = shown_bytes(file), shown_bytes(dataset)
         self.text_field, self.id_field, self.lang_field = text_field, id_field, lang_field
         self.context_fields, self.default_lang = context_fields, default_lang
         self.known = {text_field, id_field, lang_field, *context_fields}
-        self.seen_ids: set[int] = set()
+        # Shared between the files of one run, so an id given twice is caught across files.
+        self.seen_ids: set[int] = set() if seen_ids is None else seen_ids
         self._langs: dict[str, str | tuple[str, str]] = {}
 
     def error(self, message: str, line: int | None, field: str | None, code: str,
@@ -171,7 +173,8 @@ class Builder:
                               self.id_field, "bad_text")
         key = int.from_bytes(hashlib.blake2b(given.encode(), digest_size=8).digest())
         if key in self.seen_ids:
-            return self.error(f"duplicate id {show(given)} (seen earlier in this input)", line,
+            return self.error(f"duplicate id {show(given)} (seen earlier in this run's input)",
+                              line,
                               self.id_field, "duplicate_id")
         self.seen_ids.add(key)
         return given
