@@ -22,12 +22,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from real_support import ROOT, EngineFactory, RealServer, profiles
 
 from mlift.config import load_config, resolve_endpoint
 from mlift.engine.accounting import Accounting
 from mlift.engine.core import Engine
 from mlift.engine.retry import TimeoutPolicy
+from real.real_support import ROOT, EngineFactory, RealServer, profiles
 
 REQUIRED = os.environ.get("MLIFT_REAL_REQUIRED") == "1"
 

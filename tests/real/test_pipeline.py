@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from real_support import ROOT, RealServer, spec
 
 from mlift.cli import main
+from real.real_support import ROOT, RealServer, spec
 
 MODEL_STAGES = {"to_en", "to_en_context", "instruct", "judge", "back", "emit"}
 

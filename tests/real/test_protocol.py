@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from real_support import CONTEXT_PER_SLOT, WIRES, EngineFactory, RealServer, spec
 
 from mlift.errors import PermanentError
 from mlift.types import Message, Request
+from real.real_support import CONTEXT_PER_SLOT, WIRES, EngineFactory, RealServer, spec
 
 SYSTEM = "You are a terse assistant."
 COUNT = "Count from 1 to 50, one number per line."

@@ -12,10 +12,10 @@ import math
 import time
 
 import pytest
-from real_support import SLOTS, WIRES, EngineFactory, spec
 
 from mlift.engine.retry import TimeoutPolicy
 from mlift.types import Message, Request
+from real.real_support import SLOTS, WIRES, EngineFactory, spec
 
 
 def request(kind: str, i: int, max_tokens: int) -> Request:

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from real_support import ROOT, EngineFactory, RealServer, spec
 
 from mlift.cli import main
 from mlift.pipeline.verdict import parse_verdict
 from mlift.prompts import load_prompts, render
 from mlift.types import Request
+from real.real_support import ROOT, EngineFactory, RealServer, spec
 
 PAIRS = [json.loads(line) for line in
          (ROOT / "samples" / "english_ift.jsonl").read_text(encoding="utf-8").splitlines()[:3]]
