@@ -6,30 +6,17 @@ The simulators run in their own threads and event loops, like remote servers.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_cli_engine import ThreadedSim, requests_file, results
+from conftest import ThreadedSim
+from test_cli_engine import requests_file, results
 
 from mlift.cli import EXIT_ENDPOINT, main
 from mlift.sim import SimConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def remote_sim() -> Iterator[Callable[[SimConfig], ThreadedSim]]:
-    started: list[ThreadedSim] = []
-
-    def start(config: SimConfig) -> ThreadedSim:
-        server = ThreadedSim(config)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.close()
 
 
 @pytest.fixture(autouse=True)

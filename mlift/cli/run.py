@@ -59,7 +59,9 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--generator", metavar="NAME:MODEL", help="model writing the instructions")
     m.add_argument("--judge", metavar="NAME:MODEL", help="model scoring the pairs")
     m.add_argument("--judge-prompt", default="judge/fit",
-                   help="judge prompt id: judge/fit (JSON) or judge/fit_line (Score: n)")
+                   help="judge prompt id: judge/fit (JSON, reason first), judge/fit_score_first "
+                        "(JSON, score first: for small local models) or judge/fit_line "
+                        "(text ending in 'Score: n')")
     m.add_argument("--prompts", action="append", type=Path, default=[], metavar="DIR",
                    help="extra prompt folder (adds to or overrides the bundled pool)")
     m.add_argument("--tasks", help="comma-separated instruct tasks to draw from (default all)")
@@ -125,7 +127,10 @@ def check_inputs(options: RunOptions) -> None:
 
 
 def count_records(options: RunOptions) -> int | None:
-    """Input records, for the ETA: counted cheaply for line-based files, else unknown."""
+    """Input records, for the ETA: the lines of line-based files, else unknown.
+
+    Counted in 1 MiB blocks, so one enormous line is never held whole.
+    """
     if options.fmt not in (None, "jsonl") or options.txt_mode == "block":
         return None
     total = 0
@@ -133,7 +138,11 @@ def count_records(options: RunOptions) -> int | None:
         if path.suffix not in (".jsonl", ".ndjson", ".txt"):
             return None
         with path.open("rb") as fh:
-            total += sum(1 for line in fh if line.strip())
+            last = b"\n"
+            while block := fh.read(1 << 20):
+                total += block.count(b"\n")
+                last = block[-1:]
+            total += last != b"\n"  # a last line without its newline
     return total
 
 

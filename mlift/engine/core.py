@@ -61,6 +61,8 @@ DEFAULT_CONCURRENCY = 64
 # Requests out before an endpoint's first answer: a gentle start, so a limit
 # told wrong (or not at all) is learned before a burst meets it.
 PROBE = 4
+# Requests sent within this many seconds of each other count as sent together.
+SAME_BURST_S = 1.0
 
 
 class _EndpointState:
@@ -86,8 +88,9 @@ class _EndpointState:
         self.breaker = Breaker(endpoint, attempting=lambda: self.active,
                                pending=lambda: self.limiter.outstanding)
         self.health = Health(endpoint.spec)
-        # In-flight calls' timeout handles, re-armed when the timeout changes.
-        self.inflight: dict[int, tuple[float, asyncio.Timeout]] = {}
+        # In-flight calls: when each was sent, since when its timeout counts
+        # (see Engine._waited_their_turn) and its handle, re-armed when that moves.
+        self.inflight: dict[int, tuple[float, float, asyncio.Timeout]] = {}
 
 
 class _Target:
@@ -160,6 +163,9 @@ class Engine:
         self._factory = provider_factory
         self._targets: dict[str, _Target] = {}
         self._shared: dict[tuple[str, ...], _EndpointState] = {}
+        # Endpoints that share a server, model and key with another one but not
+        # all its settings (structured outputs, transport, price).
+        self._own: dict[Endpoint, _EndpointState] = {}
         self._ids = itertools.count()
 
     async def __aenter__(self) -> Engine:
@@ -230,6 +236,18 @@ class Engine:
             state = _EndpointState(endpoint, self._factory(endpoint), price, self._sleep,
                                    self._timeouts())
             self._shared[(*endpoint.limit_key, key_id)] = state
+        elif dataclasses.replace(state.endpoint, name=endpoint.name) != endpoint:
+            # The same server, model and key through other settings: a client,
+            # price and breaker of its own; the same limits, slots, timeouts and
+            # health (it is the same server's capacity).
+            own = self._own.get(endpoint)
+            if own is None:
+                own = _EndpointState(endpoint, self._factory(endpoint), price, self._sleep,
+                                     state.timeouts)
+                own.limiter, own.slots, own.inflight = state.limiter, state.slots, state.inflight
+                own.health = state.health
+                self._own[endpoint] = own
+            state = own
         return state
 
     async def complete(self, request: Request) -> Completion:
@@ -345,7 +363,7 @@ class Engine:
             call_id = next(self._ids)
             try:
                 async with asyncio.timeout_at(start + state.timeouts.current_s) as deadline:
-                    state.inflight[call_id] = (start, deadline)
+                    state.inflight[call_id] = (start, start, deadline)
                     completion = await state.provider.complete(request)
                 state.limiter.answered(ticket, completion.ratelimit, completion.usage)
             except TimeoutError as exc:
@@ -380,16 +398,36 @@ class Engine:
             state.slots.release()
         state.health.success()
         state.breaker.success()
+        self._waited_their_turn(state, start, loop.time())
         latency = loop.time() - start
         if state.timeouts.observe(latency):
-            for started, handle in state.inflight.values():
-                handle.reschedule(started + state.timeouts.current_s)
+            for _sent, since, handle in state.inflight.values():
+                handle.reschedule(since + state.timeouts.current_s)
         return dataclasses.replace(completion, latency_s=latency)
 
+    @staticmethod
+    def _waited_their_turn(state: _EndpointState, answered_sent: float, now: float) -> None:
+        """An answer came: calls sent after it may only have been queued behind it.
+
+        A local server (llama.cpp, vLLM, Ollama) serves a few requests at a
+        time and queues the rest instead of refusing them; while requests sent
+        earlier keep being answered, a later one is waiting its turn, not
+        hung. So its timeout counts from the latest such answer. "Earlier"
+        has a tolerance (``SAME_BURST_S``): requests sent together reach the
+        server in any order. A hung call still times out: nothing sent before
+        it is answered any more, and answers to calls sent well after it do
+        not move its deadline.
+        """
+        for call_id, (sent, since, handle) in state.inflight.items():
+            if answered_sent <= sent + SAME_BURST_S and since < now:
+                state.inflight[call_id] = (sent, now, handle)
+                handle.reschedule(now + state.timeouts.current_s)
+
     async def aclose(self) -> None:
-        for state in self._shared.values():
+        for state in [*self._shared.values(), *self._own.values()]:
             await state.provider.aclose()
         self._shared.clear()
+        self._own.clear()
         self._targets.clear()
 
 

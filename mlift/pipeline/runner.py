@@ -26,7 +26,7 @@ from mlift.pipeline.parallel import in_thread, select_stream
 from mlift.pipeline.select import Reject as Selected
 from mlift.pipeline.select import SelectConfig, Selector
 from mlift.pipeline.sources import Record, read_records
-from mlift.pipeline.stages import Models, StageReject, Stages, Trace
+from mlift.pipeline.stages import Models, StageEngine, StageReject, Stages, Trace
 from mlift.pipeline.validate import CONTEXT_PLACEHOLDER, contains_original
 from mlift.prompts import PromptLibrary, draw
 from mlift.records import DatasetRow, RecordBase, Reject, ScoredPair
@@ -64,6 +64,13 @@ class RunOptions:
     select_workers: int | None = None
 
 
+def dataset_names(inputs: Sequence[Path]) -> list[str | None]:
+    """Each input's dataset name for generated ids: its file name (the reader's default),
+    or, where two inputs share a file name, the path as given, so their ids differ."""
+    names = [p.name for p in inputs]
+    return [None if names.count(p.name) == 1 else str(p) for p in inputs]
+
+
 def bad_input_id(error: InputError) -> str:
     """The reject id of an input line: its own id if readable, else one made from file:line."""
     own = getattr(error, "record_id", None)
@@ -89,7 +96,8 @@ def stage_reject(r: StageReject, *, item_id: str, lang: str | None, response: st
                   usage=trace.usage if trace else {}, **extra)
 
 
-def _context_text(record: Record) -> str | None:
+def context_text(record: Record) -> str | None:
+    """The record's context as the model sees it (its fields, blank-line separated)."""
     if not record.context:
         return None
     return "\n\n".join(v for v in record.context.values() if v)
@@ -125,7 +133,15 @@ def run_identity(options: RunOptions, endpoints: dict[str, dict[str, Any]],
 
 
 class Pipeline:
-    def __init__(self, options: RunOptions, engine: Engine, library: PromptLibrary) -> None:
+    """Selection, then the model stages per item, into a run folder.
+
+    :meth:`run` needs the real :class:`Engine` (budget, accounting); :meth:`items`
+    and :meth:`process` need only what the stages use, so the estimator drives them
+    on its dry run (:mod:`mlift.estimate.dryrun`) and cannot drift from the run.
+    """
+
+    def __init__(self, options: RunOptions, engine: StageEngine,
+                 library: PromptLibrary) -> None:
         self.o = options
         self.engine = engine
         self.library = library
@@ -146,15 +162,17 @@ class Pipeline:
 
     def _records(self) -> Iterator[Record | InputError]:
         o = self.o
-        for path in o.inputs:
+        seen: set[int] = set()  # ids given in any of the inputs
+        for path, dataset in zip(o.inputs, dataset_names(o.inputs), strict=True):
             yield from read_records(path, fmt=o.fmt, text_field=o.text_field,
                                     id_field=o.id_field, lang_field=o.lang_field,
                                     context_fields=o.context_fields, default_lang=o.lang,
-                                    txt_mode=o.txt_mode)
+                                    txt_mode=o.txt_mode, dataset=dataset, seen_ids=seen)
 
-    def _items(self, run: Run) -> Iterator[Record | Selected | InputError]:
-        """What to process, in input order (runs in a thread: it reads and selects)."""
-        o, finished = self.o, run.finished
+    def items(self, finished: Finished) -> Iterator[Record | Selected | InputError]:
+        """What to process, in input order, minus what is ``finished`` (blocking: it reads
+        and selects, so run it in a thread)."""
+        o = self.o
         wanted = set(o.only_ids) if o.only_ids is not None else None
         # Selection sees every record, finished or not, so a resumed run makes the
         # same dedup decisions as an uninterrupted one.
@@ -183,17 +201,18 @@ class Pipeline:
             r = item.record
             return (Reject(id=r.id, lang=r.lang, stage=item.stage, code=item.code,
                            detail=item.detail, response=r.text, source=r.source.as_dict()),)
-        records = await self._process(item)
+        records = await self.process(item)
         finished = self.run_state.finished if self.run_state else None
         # A resumed item (scored before, now above a lower threshold) is scored once.
         return tuple(r for r in records if not (
             isinstance(r, ScoredPair) and finished is not None and r.id in finished.scores))
 
-    async def _process(self, record: Record) -> tuple[RecordBase, ...]:
+    async def process(self, record: Record) -> tuple[RecordBase, ...]:
+        """Take one selected record through the model stages (steps 1-6)."""
         o, stages = self.o, self.stages
         lang = get_language(record.lang or "")
         trace = Trace()
-        context = _context_text(record)
+        context = context_text(record)
         source = record.source.as_dict()
         scored: ScoredPair | None = None
         try:
@@ -269,6 +288,8 @@ class Pipeline:
             self._opened = await asyncio.to_thread(self.open_folder, endpoints)
 
     async def run(self) -> RunReport:
+        if not isinstance(self.engine, Engine):
+            raise TypeError("Pipeline.run sends requests: it needs an Engine, not a dry run")
         await self.prepare()
         assert self._opened is not None
         folder, retried, finished = self._opened
@@ -278,7 +299,7 @@ class Pipeline:
                        finished=finished) as run:
             self.run_state = run
             try:
-                await run.each(in_thread(lambda: self._items(run)), self._work,
+                await run.each(in_thread(lambda: self.items(run.finished)), self._work,
                                workers=self.o.workers)
             finally:
                 r.stopped = run.stopped

@@ -11,14 +11,14 @@ and propagate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from mlift.engine.core import Engine
 from mlift.errors import EndpointUnusable, ProviderError
 from mlift.langs import Language
 from mlift.pipeline import validate
 from mlift.pipeline.verdict import Verdict, VerdictError, parse_verdict, reask_message
 from mlift.prompts import Draw, PromptLibrary, PromptTemplate, render
+from mlift.providers.base import Endpoint
 from mlift.tokens import count_tokens
 from mlift.types import Completion, Message, Request
 
@@ -39,6 +39,15 @@ def translation_budget(template: PromptTemplate, text: str, model: str, factor: 
     """max_tokens for a translation: room for the text, within the prompt's cap."""
     cap = int(template.params.get("max_tokens", 4096))
     return min(cap, int(factor * count_tokens(text, model)) + BUDGET_SLACK)
+
+
+class StageEngine(Protocol):
+    """What the stages use of an engine: :class:`mlift.engine.core.Engine`, or the
+    estimator's :class:`mlift.estimate.dryrun.DryRunEngine`, which books instead of sending."""
+
+    def endpoint(self, target: str) -> Endpoint: ...
+
+    async def complete(self, request: Request) -> Completion: ...
 
 
 class StageReject(Exception):
@@ -84,7 +93,7 @@ class Trace:
         u["cached"] += int(completion.cached)
 
 
-async def call_model(engine: Engine, stage: str, target: str, template: PromptTemplate,
+async def call_model(engine: StageEngine, stage: str, target: str, template: PromptTemplate,
                      messages: tuple[Message, ...], item_id: str, trace: Trace, *,
                      max_tokens: int | None = None) -> Completion:
     """One model call of a stage: a provider failure of this item becomes a StageReject.
@@ -110,7 +119,7 @@ async def call_model(engine: Engine, stage: str, target: str, template: PromptTe
 
 
 class Stages:
-    def __init__(self, engine: Engine, library: PromptLibrary, models: Models, *,
+    def __init__(self, engine: StageEngine, library: PromptLibrary, models: Models, *,
                  judge_prompt: str = "judge/fit", identify: validate.Identify | None = None
                  ) -> None:
         self.engine, self.library, self.models = engine, library, models
@@ -144,10 +153,10 @@ class Stages:
                                 item_id, trace,
                                 max_tokens=self._budget(self.to_en_prompt, text,
                                                         self.models.translator, TO_EN_BUDGET))
-        problem = validate.check_output(done.text, done.finish_reason)
-        if problem:
-            raise StageReject(stage, *problem, raw=done.text)
-        return done.text.strip()
+        checked = validate.to_english(done.text, done.finish_reason, text)
+        if checked.problem:
+            raise StageReject(stage, *checked.problem, raw=done.text)
+        return checked.text
 
     def _check_context(self, stage: str, text: str, target: str) -> None:
         """A text the model cannot take in whole is a reject, not a failed request."""
@@ -167,12 +176,12 @@ class Stages:
         done = await self._call("instruct", self.models.generator, template, messages,
                                 item_id, trace)
         trace.prompts["styles"] = draw.styles_ref
-        problem = validate.check_output(done.text, done.finish_reason) or \
-            validate.check_instruction(done.text.strip(), response_en,
-                                       has_context=context_en is not None)
-        if problem:
-            raise StageReject("instruct", *problem, raw=done.text)
-        return done.text.strip()
+        checked = validate.instruction(done.text, done.finish_reason, response_en,
+                                       has_context=context_en is not None,
+                                       identify=self._identify)
+        if checked.problem:
+            raise StageReject("instruct", *checked.problem, raw=done.text)
+        return checked.text
 
     async def judge(self, item_id: str, instruction_en: str, response_en: str,
                     trace: Trace) -> Verdict:
@@ -199,8 +208,9 @@ class Stages:
             self.judge_structured += done.structured
             trace.structured = done.structured
             return verdict
-        raise StageReject("judge", "judge_unparsed",
-                          f"no valid verdict after {MAX_REASKS} re-asks: {error}",
+        cut = " (max_tokens cut the last answer)" if done.finish_reason == "length" else ""
+        raise StageReject("judge", error.code if error else "judge_unparsed",
+                          f"no valid verdict after {MAX_REASKS} re-asks: {error}{cut}",
                           raw="\n---\n".join(answers))
 
     async def back(self, item_id: str, instruction_en: str, lang: Language,
@@ -213,10 +223,8 @@ class Stages:
                                 item_id, trace,
                                 max_tokens=self._budget(self.back_prompt, instruction_en,
                                                         self.models.translator, BACK_BUDGET))
-        text = done.text.strip()
-        problem = validate.check_output(text, done.finish_reason) or \
-            validate.check_back_translation(text, lang, has_context=has_context,
-                                            identify=self._identify)
-        if problem:
-            raise StageReject("back", *problem, raw=done.text)
-        return text
+        checked = validate.back_translation(done.text, done.finish_reason, lang,
+                                            has_context=has_context, identify=self._identify)
+        if checked.problem:
+            raise StageReject("back", *checked.problem, raw=done.text)
+        return checked.text
