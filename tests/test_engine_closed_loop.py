@@ -131,9 +131,10 @@ async def test_a_server_charging_more_than_mlift_estimates_is_met_at_its_limit(
         # Refusals taught it early and then stopped.
         assert h.refused() <= 0.01 * n
         assert h.refused(start=60.0) <= 1
-        # Throughput settles at the limit: within 5 % of it from the second minute on.
+        # Throughput settles at the limit: within 5 % of it from the second minute
+        # on (a stretch shorter than a minute may also hold part of a burst).
         rate = charge_per_minute(h, 60.0, h.wall - 10.0)
-        assert 0.95 * 60_000 <= rate <= 60_000
+        assert 0.95 * 60_000 <= rate <= 1.02 * 60_000
         assert h.server.stats()["max_tokens_60s"] <= 60_000
 
 
