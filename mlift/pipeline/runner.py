@@ -6,7 +6,9 @@ take each item through the model stages (steps 1–6). Every item ends in
 exactly one of dataset / below threshold / rejects. The run folder
 (:mod:`mlift.runfolder`) refuses to resume a run made with other settings,
 skips finished items, retries items whose only fault was a failed provider
-call, and keeps the ledger that ``--max-cost`` caps.
+call, and keeps the ledger that ``--max-cost`` caps. With ``--batch`` the same
+items and stages run in passes, the model calls going out as batch jobs
+between them (:mod:`mlift.pipeline.batchrun`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from mlift.engine.core import Engine
 from mlift.errors import InputError
 from mlift.langs import get_language
+from mlift.pipeline.batchrun import BatchRun
 from mlift.pipeline.parallel import in_thread, select_stream
 from mlift.pipeline.select import Reject as Selected
 from mlift.pipeline.select import SelectConfig, Selector
@@ -125,16 +128,25 @@ def run_identity(options: RunOptions, endpoints: dict[str, dict[str, Any]],
 
 
 class Pipeline:
-    def __init__(self, options: RunOptions, engine: Engine, library: PromptLibrary) -> None:
+    def __init__(self, options: RunOptions, engine: Engine, library: PromptLibrary, *,
+                 batch: BatchRun | None = None) -> None:
         self.o = options
         self.engine = engine
         self.library = library
+        self.batch = batch
         self.selector = Selector(options.select)
         identify = self.selector.identifier  # the same language ID the selection uses
-        self.stages = Stages(engine, library, options.models, judge_prompt=options.judge_prompt,
-                             identify=identify.rank if identify is not None else None)
+        self._identify = identify.rank if identify is not None else None
+        self.stages = self._new_stages()
         self.report = RunReport()
         self.run_state: Run | None = None
+        self._passes = 0
+        self._finished_here: set[str] = set()  # ids finished by this invocation (batch mode)
+
+    def _new_stages(self) -> Stages:
+        engine = self.batch.engine if self.batch is not None else self.engine
+        return Stages(engine, self.library, self.o.models, judge_prompt=self.o.judge_prompt,
+                      identify=self._identify)
 
     @property
     def emitted(self) -> int:
@@ -152,8 +164,15 @@ class Pipeline:
                                     txt_mode=o.txt_mode)
 
     def _items(self, run: Run) -> Iterator[Record | Selected | InputError]:
-        """What to process, in input order (runs in a thread: it reads and selects)."""
+        """What to process, in input order (runs in a thread: it reads and selects).
+
+        Each batch-mode pass reads and selects afresh (a new selector, the same
+        decisions) and counts the inputs again."""
         o, finished = self.o, run.finished
+        if self._passes:
+            self.selector = Selector(o.select)
+            self.report.inputs = self.report.skipped_done = 0
+        self._passes += 1
         wanted = set(o.only_ids) if o.only_ids is not None else None
         # Selection sees every record, finished or not, so a resumed run makes the
         # same dedup decisions as an uninterrupted one.
@@ -167,7 +186,7 @@ class Pipeline:
                     continue
                 wanted.discard(item_id)
             if finished.done(item_id, o.min_score):
-                self.report.skipped_done += 1
+                self.report.skipped_done += item_id not in self._finished_here
                 continue
             yield out
             if wanted is not None and not wanted:
@@ -182,14 +201,27 @@ class Pipeline:
             r = item.record
             return (Reject(id=r.id, lang=r.lang, stage=item.stage, code=item.code,
                            detail=item.detail, response=r.text, source=r.source.as_dict()),)
-        records = await self._process(item)
+        if self.batch is None:
+            records = await self._process(item, self.stages)
+        else:
+            # Passes replay an item until it finishes: count its verdicts once, then.
+            stages = self._new_stages()
+            records = await self._process(item, stages)
+            self._count_judge(stages)
         finished = self.run_state.finished if self.run_state else None
         # A resumed item (scored before, now above a lower threshold) is scored once.
         return tuple(r for r in records if not (
             isinstance(r, ScoredPair) and finished is not None and r.id in finished.scores))
 
-    async def _process(self, record: Record) -> tuple[RecordBase, ...]:
-        o, stages = self.o, self.stages
+    def _count_judge(self, item: Stages) -> None:
+        s = self.stages
+        s.judge_parse_failures += item.judge_parse_failures
+        s.judge_reasks += item.judge_reasks
+        s.judge_verdicts += item.judge_verdicts
+        s.judge_structured += item.judge_structured
+
+    async def _process(self, record: Record, stages: Stages) -> tuple[RecordBase, ...]:
+        o = self.o
         lang = get_language(record.lang or "")
         trace = Trace()
         context = _context_text(record)
@@ -270,8 +302,13 @@ class Pipeline:
                        finished=finished) as run:
             self.run_state = run
             try:
-                await run.each(in_thread(lambda: self._items(run)), self._work,
-                               workers=self.o.workers)
+                if self.batch is None:
+                    await run.each(in_thread(lambda: self._items(run)), self._work,
+                                   workers=self.o.workers)
+                else:
+                    await self.batch.run(run, lambda: in_thread(lambda: self._items(run)),
+                                         self._work, workers=self.o.workers,
+                                         on_emit=self._finished_by_this_run)
             finally:
                 r.stopped = run.stopped
                 self._finish(run)
@@ -279,6 +316,10 @@ class Pipeline:
                                   prompts={t.name: t.ref for t in self.library},
                                   **self._estimate_vs_actual(run))
         return r
+
+    def _finished_by_this_run(self, record: RecordBase) -> None:
+        if isinstance(record, DatasetRow | ScoredPair | Reject):
+            self._finished_here.add(record.id)
 
     def _finish(self, run: Run) -> None:
         finished, r = run.finished, self.report

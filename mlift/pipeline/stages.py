@@ -11,14 +11,14 @@ and propagate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from mlift.engine.core import Engine
 from mlift.errors import EndpointUnusable, ProviderError
 from mlift.langs import Language
 from mlift.pipeline import validate
 from mlift.pipeline.verdict import Verdict, VerdictError, parse_verdict, reask_message
 from mlift.prompts import Draw, PromptLibrary, PromptTemplate, render
+from mlift.providers.base import Endpoint
 from mlift.tokens import count_tokens
 from mlift.types import Completion, Message, Request
 
@@ -39,6 +39,15 @@ def translation_budget(template: PromptTemplate, text: str, model: str, factor: 
     """max_tokens for a translation: room for the text, within the prompt's cap."""
     cap = int(template.params.get("max_tokens", 4096))
     return min(cap, int(factor * count_tokens(text, model)) + BUDGET_SLACK)
+
+
+class StageEngine(Protocol):
+    """What the stages use of an engine: :class:`mlift.engine.core.Engine`, or the
+    estimator's :class:`mlift.estimate.dryrun.DryRunEngine`, which books instead of sending."""
+
+    def endpoint(self, target: str) -> Endpoint: ...
+
+    async def complete(self, request: Request) -> Completion: ...
 
 
 class StageReject(Exception):
@@ -84,7 +93,7 @@ class Trace:
         u["cached"] += int(completion.cached)
 
 
-async def call_model(engine: Engine, stage: str, target: str, template: PromptTemplate,
+async def call_model(engine: StageEngine, stage: str, target: str, template: PromptTemplate,
                      messages: tuple[Message, ...], item_id: str, trace: Trace, *,
                      max_tokens: int | None = None) -> Completion:
     """One model call of a stage: a provider failure of this item becomes a StageReject.
@@ -110,7 +119,7 @@ async def call_model(engine: Engine, stage: str, target: str, template: PromptTe
 
 
 class Stages:
-    def __init__(self, engine: Engine, library: PromptLibrary, models: Models, *,
+    def __init__(self, engine: StageEngine, library: PromptLibrary, models: Models, *,
                  judge_prompt: str = "judge/fit", identify: validate.Identify | None = None
                  ) -> None:
         self.engine, self.library, self.models = engine, library, models
