@@ -176,6 +176,7 @@ class BatchRun:
                               poll=o.poll, sleep=o.sleep, clock=o.clock, on_progress=progress)
         try:
             await driver.run(todo, on_result=self.engine.arrive)
+            await run.checkpoint()
         except BudgetExceeded as exc:
             run.stop(str(exc))
         except EndpointUnusable:

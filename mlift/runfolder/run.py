@@ -104,7 +104,12 @@ class Run:
     async def _checkpoints(self) -> None:
         while True:
             await asyncio.sleep(CHECKPOINT_S)
-            await asyncio.to_thread(self.ledger.checkpoint, self.accounting())
+            await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        """Write this invocation's accounting to the ledger now (batch mode does after each
+        stage's batches are booked: a whole batch's cost arrives at once)."""
+        await asyncio.to_thread(self.ledger.checkpoint, self.accounting())
 
     # -- items ------------------------------------------------------------------
 
