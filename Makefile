@@ -22,7 +22,7 @@ SAMPLES := samples/hi.jsonl samples/te.jsonl samples/ja.jsonl samples/es.jsonl
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,report,export]'
+	$(BIN)/pip install --quiet -e '.[dev,report,export,eval]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)

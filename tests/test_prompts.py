@@ -15,7 +15,8 @@ from mlift.prompts import (
     route,
 )
 
-ROUTE = re.compile(r"([a-z_]+/[a-z_]+@v[0-9]+) (translate|instruct|judge)( [a-z_]+=[\w.:/@+-]+)*")
+ROUTE = re.compile(r"([a-z_]+/[a-z_]+@v[0-9]+) (translate|instruct|judge|eval)"
+                   r"( [a-z_]+=[\w.:/@+-]+)*")
 
 
 @pytest.fixture(scope="module")

@@ -283,3 +283,18 @@ def test_run_json_and_each_scored_pair_say_whether_the_schema_was_enforced(
     assert judged["through_an_enforced_schema"] == 0
     assert judged["by_strict_text_parse"] == judged["verdicts"] > 0
     assert not any(p.structured for p in iter_records(off / "scored.jsonl", ScoredPair))
+
+
+def test_a_refused_resume_shows_the_refusal_alone(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, cache = tmp_path / "out", str(tmp_path / "c")
+    inputs = subset(tmp_path, n=2)
+    assert run(*inputs, "--out", str(out), "--cache-dir", cache) == 0
+    capsys.readouterr()
+    # Not quiet: a newcomer's command line, with the progress display on.
+    assert main(["run", *inputs, "--out", str(out), "--cache-dir", cache,
+                 "--judge", "sim:strict"]) == 2
+    err = capsys.readouterr().err
+    assert "items" not in err and "req/s" not in err  # no status line of nothing done
+    assert err.count("\n  ") == 1  # one line of what differs: the judge's spec
+    assert "models.judge: was sim:default, now sim:strict" in err

@@ -207,11 +207,14 @@ class Progress:
             self._task = asyncio.create_task(self._tick())
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait([self._task])  # never re-raises: our cancellation stays ours
-            self._draw(final=True)
+            # A usage error (a refused folder, a bad flag) is the whole story: no
+            # status line of nothing done in front of it.
+            if exc_type is None or not issubclass(exc_type, ConfigError):
+                self._draw(final=True)
 
     @property
     def elapsed_s(self) -> float:

@@ -164,6 +164,7 @@ async def _run(args: argparse.Namespace, options: RunOptions, library: object) -
             print(f"mlift run: no --provider given: using the built-in simulator "
                   f"({DEFAULT_PROVIDER}); its answers are marked [sim]", file=sys.stderr)
         pipeline = Pipeline(options, engine, library, batch=batch)  # type: ignore[arg-type]
+        await pipeline.prepare()  # a folder made otherwise is refused before any output
         report = pipeline.report
 
         total = count_records(options)

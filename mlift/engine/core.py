@@ -106,6 +106,10 @@ class Engine:
     def price(self, target: str) -> Price:
         return self._state(target).price
 
+    def structured_outputs(self, target: str) -> bool:
+        """Whether ``target``'s provider has the server enforce ``Request.output_schema``."""
+        return bool(self._state(target).provider.structured_outputs)
+
     def limiter(self, target: str) -> RateLimiter:
         return self._state(target).limiter
 

@@ -142,6 +142,7 @@ class Pipeline:
         self.run_state: Run | None = None
         self._passes = 0
         self._finished_here: set[str] = set()  # ids finished by this invocation (batch mode)
+        self._opened: tuple[RunFolder, int, Finished] | None = None
 
     def _new_stages(self) -> Stages:
         engine = self.batch.engine if self.batch is not None else self.engine
@@ -290,12 +291,19 @@ class Pipeline:
         retried = folder.retry_failed() if self.o.only_ids is None else 0
         return folder, retried, folder.scan(repair=True)
 
+    async def prepare(self) -> None:
+        """Open the run folder now (a refusal comes before anything else is shown)."""
+        if self._opened is None:
+            m = self.o.models
+            endpoints = {role: endpoint_identity(self.engine.endpoint(spec)) for role, spec in
+                         (("translator", m.translator), ("generator", m.generator),
+                          ("judge", m.judge))}
+            self._opened = await asyncio.to_thread(self.open_folder, endpoints)
+
     async def run(self) -> RunReport:
-        m = self.o.models
-        endpoints = {role: endpoint_identity(self.engine.endpoint(spec)) for role, spec in
-                     (("translator", m.translator), ("generator", m.generator),
-                      ("judge", m.judge))}
-        folder, retried, finished = await asyncio.to_thread(self.open_folder, endpoints)
+        await self.prepare()
+        assert self._opened is not None
+        folder, retried, finished = self._opened
         r = self.report
         r.retried = retried
         async with Run(folder, self.engine, files=(DatasetRow, ScoredPair, Reject),

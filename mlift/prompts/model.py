@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from mlift.errors import PromptError, UnknownNameError
 from mlift.types import Message, OutputSchema
 
-STAGES = ("translate", "instruct", "judge")
+STAGES = ("translate", "instruct", "judge", "eval")
 OUTPUTS = ("text", "json")
 STYLES_ID = "instruct/styles"
 LOCK_NAME = "prompts.lock"

@@ -93,8 +93,12 @@ def render_html(stats: Sequence[DatasetStats], *, title: str = "mlift dataset re
                 sections: str = "") -> str:
     """The whole page. Needs matplotlib (raises ConfigError naming the install if missing).
 
-    ``sections``: more HTML for the end of the page (the agreement section), already escaped.
+    ``sections``: more HTML for the end of the page (the agreement section, eval folders'
+    score tables), already escaped. A page of sections alone (no dataset folder) has no
+    plots and needs no matplotlib.
     """
+    if not stats:
+        return _page(title, sections)
     plots.require_matplotlib()
     names = [s.name for s in stats]
     head = "".join(f"<th>{escape(n)}</th>" for n in names)
@@ -110,12 +114,7 @@ def render_html(stats: Sequence[DatasetStats], *, title: str = "mlift dataset re
         _img(plots.length_plot(stats), "Length distributions"),
         _img(plots.task_plot(stats), "Task spread"),
     ]
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title><style>{_CSS}</style></head>
-<body>
-<h1>{escape(title)}</h1>
+    return _page(title, f"""\
 <p class="note">mlift {escape(__version__)}. Lengths are mean ± s.d. in characters and in {
 escape(tok)}; distinct-n counts distinct word n-grams over all n-grams of the instructions
 (Han and kana characters count as words); yields count judged pairs scoring ≥ k.</p>
@@ -124,6 +123,16 @@ escape(tok)}; distinct-n counts distinct word n-grams over all n-grams of the in
 <h2>Plots</h2>
 <div class="plots">{"".join(figures)}</div>
 {"".join(_dataset_section(s) for s in stats)}
-{sections}
+{sections}""")
+
+
+def _page(title: str, body: str) -> str:
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title><style>{_CSS}</style></head>
+<body>
+<h1>{escape(title)}</h1>
+{body}
 </body></html>
 """

@@ -25,13 +25,14 @@ from mlift.runfolder.run import Run
 
 
 def endpoint_identity(endpoint: Endpoint) -> dict[str, Any]:
-    """What of an endpoint changes the answers: the kind of API and the model.
+    """What of an endpoint changes the answers beyond its ``NAME:MODEL`` spec: its kind of API.
 
     Not its base URL: another replica, proxy or a corrected ``--base-url`` serves
     the same model (a run whose every call failed at a wrong URL must be able to
-    finish at the right one). Nor limits, keys or the transport.
+    finish at the right one). Nor limits, keys or the transport. The model is
+    in the spec, recorded beside this.
     """
-    return {"kind": endpoint.kind, "model": endpoint.model}
+    return {"kind": endpoint.kind}
 
 
 __all__ = ["GENERATIONS", "LEDGER", "MANIFEST", "RETRIED", "RUN", "Difference", "Finished",

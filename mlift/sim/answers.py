@@ -7,6 +7,7 @@ prompt file's text)::
     X-Mlift-Prompt: translate/to_en@v1 translate source=hi target=en
     X-Mlift-Prompt: instruct/summary@v1 instruct task=summary style=chat context=no
     X-Mlift-Prompt: judge/fit@v2 judge format=json
+    X-Mlift-Prompt: eval/mmlu@v1 eval task=mmlu
 
 and the prompts wrap inputs in tags in the user message (``<text>``,
 ``<response>``, ``<context>``, ``<instruction>``). The simulator reads only
@@ -211,6 +212,44 @@ def instance(schema: Any, seed: int, text: str, known: dict[str, Any] | None = N
     return f"[sim] {' '.join(words)}"
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?।。！？])\s*")
+_OPTION_LINE = re.compile(r"^([A-J])\. ", re.MULTILINE)
+
+
+def eval_answer(options: dict[str, str], user: str, seed: int, model: str,
+                bad_answer_rate: float, schema: Any = None) -> str:
+    """A benchmark answer (``mlift eval``) that differs between model names.
+
+    mmlu: a letter drawn per (model, question) among the options shown, or,
+    at ``bad_answer_rate``, prose without a letter; the letter is the whole
+    answer (no ``[sim]`` prefix), as the prompt demands; asked for a schema, the
+    JSON object ``{"answer": letter}`` (schema-constrained decoding cannot
+    produce prose). xlsum: the article's
+    first one or two sentences (the count drawn per model and article). flores: a
+    pseudo-translation of the ``<text>`` whose pseudo-words depend on the model.
+    """
+    task = options.get("task", "")
+    if task == "mmlu":
+        question = user.rpartition("Question:")[2]
+        letters = _OPTION_LINE.findall(question) or ["A", "B", "C", "D"]
+        letter = str(letters[int(digest(seed, model, "letter", question) * len(letters))])
+        if schema is not None:
+            return json.dumps({"answer": letter})
+        if digest(seed, model, "unsure", question) < bad_answer_rate:
+            return "[sim] I am not sure; several of these options look plausible to me."
+        return letter
+    if task == "xlsum":
+        article = tag(user, "article") or user
+        sentences = [x for x in _SENTENCE_END.split(article.strip()) if x]
+        keep = 1 + int(digest(seed, model, "length", article) * 2)
+        return "[sim] " + " ".join(sentences[:keep])
+    if task == "flores":
+        text = tag(user, "text")
+        return pseudo_translate(user if text is None else text, options.get("source"),
+                                options.get("target"), seed + int(digest(model) * 1000))
+    return generic_answer(user, seed)
+
+
 def generic_answer(user: str, seed: int) -> str:
     words = content_words(user, 3, seed)
     about = ", ".join(words) if words else "nothing in particular"
@@ -221,7 +260,7 @@ def generic_answer(user: str, seed: int) -> str:
 
 def answer(messages: Sequence[tuple[str, str]], seed: int, bad_verdict_rate: float,
            verbosity: float = 1.0, *, route: str | None = None,
-           schema: str | None = None) -> str:
+           schema: str | None = None, model: str = "") -> str:
     """The simulated answer to a chat's (role, content) messages.
 
     ``route`` is the ``X-Mlift-Prompt`` header (see the module docstring);
@@ -235,6 +274,8 @@ def answer(messages: Sequence[tuple[str, str]], seed: int, bad_verdict_rate: flo
     if kind == "judge":
         conversation = "\x1e".join(f"{r}:{c}" for r, c in messages)
         return judge_answer(options, user, conversation, seed, bad_verdict_rate, wanted)
+    if kind == "eval":
+        return eval_answer(options, user, seed, model, bad_verdict_rate, wanted)
     if wanted is not None:
         return json.dumps(instance(wanted, seed, user), ensure_ascii=False)
     if kind == "translate":

@@ -39,7 +39,8 @@ def _cached_answer(model: str, messages: tuple[tuple[str, str], ...],
     ``route`` is the request's ``X-Mlift-Prompt`` header (what to answer) and
     ``schema`` the JSON Schema it asked the answer to match.
     """
-    text = answer(messages, seed, bad_verdict_rate, verbosity, route=route, schema=schema)
+    text = answer(messages, seed, bad_verdict_rate, verbosity, route=route, schema=schema,
+                  model=model)
     cut = False
     if max_tokens is not None:
         text, cut = truncate_tokens(text, max_tokens, model)
