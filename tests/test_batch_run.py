@@ -295,3 +295,12 @@ def test_judge_reasks_take_one_more_pass_and_are_counted_once(
     judge_batches = [c for c in BatchJournal(tmp_path / "batch").load_sync()
                      if c.stage == "judge"]
     assert len(judge_batches) >= 2  # the verdicts, then the re-asks
+
+
+def test_mlift_batches_on_a_folder_without_batches_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "plain").mkdir()
+    assert main(["batches", str(tmp_path / "plain")]) == 2
+    assert "this run sent no batches" in capsys.readouterr().err
+    assert main(["batches", str(tmp_path / "missing")]) == 2
+    assert "no such run folder" in capsys.readouterr().err

@@ -169,11 +169,6 @@ class Run:
         """Items finished by this invocation (over all its passes)."""
         return self._emitted_before + (self.scheduler.emitted if self.scheduler else 0)
 
-    @property
-    def deferred(self) -> int:
-        """Items the current (or last) pass put off to a later one."""
-        return self.scheduler.deferred if self.scheduler is not None else 0
-
     # -- accounting and run.json -------------------------------------------------
 
     def accounting(self) -> dict[str, Any]:
