@@ -304,3 +304,16 @@ def test_mlift_batches_on_a_folder_without_batches_says_so(
     assert "this run sent no batches" in capsys.readouterr().err
     assert main(["batches", str(tmp_path / "missing")]) == 2
     assert "no such run folder" in capsys.readouterr().err
+
+
+def test_a_key_the_batch_api_refuses_stops_the_run_with_the_auth_exit_code(
+        tmp_path: Path, remote_sim: RemoteSim, capsys: pytest.CaptureFixture[str]) -> None:
+    sim = remote_sim(SimConfig(batch_validate_s=0.01, batch_delay_s=0.05,
+                               batch_finalize_s=0.01, require_key="sk-the-right-one"))
+    config = profiles(tmp_path, simb=sim)
+    out = tmp_path / "out"
+    assert mlift_run(subset(tmp_path, 1), out, config, "--batch", *BATCH) == 3
+    assert "401" in capsys.readouterr().err
+    assert sim.stats()["batch"]["files_uploaded"] == 0
+    [chunk] = BatchJournal(out).load_sync()
+    assert chunk.abandoned  # nothing to poll: the next run sends it afresh

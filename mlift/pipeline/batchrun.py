@@ -159,9 +159,13 @@ class BatchRun:
     async def _send(self, run: Run, journal: BatchJournal) -> None:
         """Every pending request through its (stage, endpoint)'s batches, all at once."""
         groups, self.engine.pending = self.engine.pending, {}
-        async with asyncio.TaskGroup() as group:
-            for (stage, target), todo in groups.items():
-                group.create_task(self._drive(run, journal, stage, target, todo))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for (stage, target), todo in groups.items():
+                    group.create_task(self._drive(run, journal, stage, target, todo))
+        except BaseExceptionGroup as failed:
+            # What stops a run (a bad key, a bug) is raised as itself, for the CLI to map.
+            raise failed.exceptions[0] from None
 
     async def _drive(self, run: Run, journal: BatchJournal, stage: str, target: str,
                      todo: dict[str, Request]) -> None:
