@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from batch_helpers import Clocked
 from test_batch_run import outputs, subset
 
 from mlift.batch import BatchJournal, PollPolicy
@@ -26,13 +27,14 @@ SIM = Models("sim:default", "sim:default", "sim:default")
 
 
 async def build(inputs: list[str], out: Path, cache: Path, *, batch: BatchOptions | None,
-                workers: int = 64) -> dict[str, Any]:
-    """One run on an in-process simulator the engine starts itself (no URL anywhere)."""
+                workers: int = 64, base_url: str | None = None) -> dict[str, Any]:
+    """One run on an in-process simulator the engine starts itself (no URL anywhere), or
+    on the one at ``base_url``."""
     def factory(endpoint: Endpoint) -> Provider:
         return SimProvider(endpoint, sim_config=FAST)
 
     config = load_config(None)
-    engine = Engine(lambda spec: resolve_endpoint(spec, config),
+    engine = Engine(lambda spec: resolve_endpoint(spec, config, base_url=base_url),
                     cache=await ResponseCache.open(cache), accounting=Accounting(),
                     budget=Budget(None), provider_factory=factory)
     async with engine:
@@ -41,7 +43,7 @@ async def build(inputs: list[str], out: Path, cache: Path, *, batch: BatchOption
                              workers=workers, select_workers=1)
         report = await Pipeline(options, engine, load_prompts(), batch=mode).run()
         assert report.balanced
-        assert engine.endpoint("sim:default").base_url is None  # the engine's own simulator
+        assert engine.endpoint("sim:default").base_url == base_url  # None: its own simulator
         assert engine.cache is not None
         await engine.cache.aclose()
     run: dict[str, Any] = json.loads((out / "run.json").read_text())
@@ -72,3 +74,19 @@ async def test_a_pass_ends_once_max_pending_requests_wait_and_the_next_takes_up(
     assert max(len(c.custom_ids) for c in chunks) <= 5 + 4
     assert sum(len(c.custom_ids) for c in chunks if c.stage == "to_en") == 12
     assert len({c.stage for c in chunks}) == 4 and len(chunks) > 8
+
+
+async def test_batches_that_take_the_provider_hours_are_waited_for_on_virtual_time(
+        tmp_path: Path, sim: Any, clock: Any) -> None:
+    # Each batch takes 5 hours on the simulator's clock, which the run's sleeps move.
+    server = await sim(SimConfig(batch_validate_s=60, batch_delay_s=5 * 3600,
+                                 batch_finalize_s=60), clock=clock)
+    inputs = subset(tmp_path, 1)
+    start = clock.now
+    await build(inputs, tmp_path / "batch", tmp_path / "c", base_url=server.base_url,
+                batch=BatchOptions(sleep=Clocked(clock), poll=PollPolicy(60, 2, 1800)))
+    chunks = BatchJournal(tmp_path / "batch").load_sync()
+    assert [c.stage for c in chunks] == ["to_en", "instruct", "judge", "back"]
+    assert all(c.state == "completed" for c in chunks)
+    assert clock.now - start >= 4 * 5 * 3600  # four stages, one after the other
+    assert server.stats()["batch"]["lines_submitted"] == sum(len(c.custom_ids) for c in chunks)
