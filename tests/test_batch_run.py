@@ -317,3 +317,21 @@ def test_a_key_the_batch_api_refuses_stops_the_run_with_the_auth_exit_code(
     assert sim.stats()["batch"]["files_uploaded"] == 0
     [chunk] = BatchJournal(out).load_sync()
     assert chunk.abandoned  # nothing to poll: the next run sends it afresh
+
+
+def test_an_online_run_on_a_folder_with_running_batches_says_it_would_pay_twice(
+        tmp_path: Path, remote_sim: RemoteSim, capsys: pytest.CaptureFixture[str]) -> None:
+    sim = remote_sim(FAST)
+    config = profiles(tmp_path, simb=sim)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "batches.jsonl").write_text(
+        json.dumps({"v": 1, "event": "submitting", "chunk": "c1", "stage": "to_en",
+                    "target": "simb:default", "kind": "sim", "custom_ids": ["a" * 64],
+                    "at": 1.0}) + "\n" +
+        json.dumps({"v": 1, "event": "created", "chunk": "c1", "batch_id": "batch_x",
+                    "at": 2.0}) + "\n")
+    assert mlift_run(subset(tmp_path, 1), out, config) == 0
+    err = capsys.readouterr().err
+    assert "1 batch(es) sent by an earlier --batch run of this folder may still be running" in err
+    assert "add --batch to use it" in err

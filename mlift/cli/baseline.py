@@ -22,7 +22,7 @@ from mlift.baselines.translate import (
     TranslateOptions,
     target_language,
 )
-from mlift.cli.batches import add_batch_args, batch_from_args
+from mlift.cli.batches import add_batch_args, batch_from_args, warn_open_batches
 from mlift.cli.common import (
     EngineFactory,
     Progress,
@@ -154,6 +154,8 @@ def handle_translate(args: argparse.Namespace) -> int:
                                lang_id=not args.no_lang_id, workers=args.concurrency or 64,
                                new_generation=args.new_generation)
     library = load_prompts()
+    if args.batch is None:
+        warn_open_batches(options.out_dir, "baseline translate")
     return asyncio.run(_translate(args, options, library))
 
 

@@ -67,6 +67,19 @@ def batch_from_args(args: argparse.Namespace, engine: Engine, stages: Sequence[s
     return mode
 
 
+def warn_open_batches(folder: Path, command: str) -> None:
+    """Say so when an online run starts on a folder whose batches are still running: it
+    would pay again for what they will answer."""
+    if not (folder / JOURNAL_NAME).is_file():
+        return
+    running = [c for c in BatchJournal(folder).load_sync() if c.open or c.in_doubt]
+    if running:
+        print(f"mlift {command}: {len(running)} batch(es) sent by an earlier --batch run of "
+              f"this folder may still be running (`mlift batches {folder}`); what they "
+              "answer is paid for: add --batch to use it, or cancel them "
+              f"(`mlift batches {folder} --cancel`)", file=sys.stderr)
+
+
 # ------------------------------------------------------------------ mlift batches
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from mlift.bulk import BulkSummary, run_requests
-from mlift.cli.batches import add_batch_args, batch_from_args
+from mlift.bulk import BulkSummary, run_requests, state_dir
+from mlift.cli.batches import add_batch_args, batch_from_args, warn_open_batches
 from mlift.cli.common import EngineFactory, Progress, add_engine_args, add_folder_args
 from mlift.errors import ConfigError
 
@@ -42,6 +42,8 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError(f"input file {args.input} does not exist")
     if args.input.resolve() == args.out.resolve():
         raise ConfigError("--out must differ from the input file")
+    if args.batch is None:
+        warn_open_batches(state_dir(args.out), "requests")
     return asyncio.run(_run(args))
 
 

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from mlift.cli.batches import add_batch_args, batch_from_args
+from mlift.cli.batches import add_batch_args, batch_from_args, warn_open_batches
 from mlift.cli.common import (
     EngineFactory,
     Progress,
@@ -148,6 +148,8 @@ def handle(args: argparse.Namespace) -> int:
     library.get(options.judge_prompt)
     if options.tasks:
         library.pool("instruct", options.tasks)
+    if args.batch is None:
+        warn_open_batches(options.out_dir, "run")
     return asyncio.run(_run(args, options, library))
 
 
