@@ -77,13 +77,14 @@ def test_three_kill_9s_then_a_finish_give_the_online_dataset_and_no_line_twice(
     sim = remote_sim(SLOW)
     config = profiles(tmp_path, simb=sim)
     inputs = subset(tmp_path, 4)
-    assert mlift_run(inputs, tmp_path / "online", config) == 0
+    # (no language ID in these runs: loading its model would be most of each start-up)
+    assert mlift_run(inputs, tmp_path / "online", config, "--no-lang-id") == 0
     online_requests = sim.stats()["requests"]
     urllib.request.urlopen(urllib.request.Request(sim.url + "/stats/reset", method="POST"))
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "mlift", "run", *inputs, "--out", str(out), "--cache-dir",
            str(tmp_path / "killed.cache"), "--config", str(config), "--provider",
-           "simb:default", "-q", "--batch", "--batch-poll", "0.02"]
+           "simb:default", "-q", "--no-lang-id", "--batch", "--batch-poll", "0.02"]
     rng = random.Random(13)
     killed = [kill_after(cmd, out, phase, nth, rng.uniform(0.0, longest))
               for phase, nth, longest in KILLS]
@@ -113,7 +114,7 @@ def test_ctrl_c_then_mlift_batches_lists_and_cancels_and_the_next_runs_finish(
     inputs, out = subset(tmp_path, 1), tmp_path / "out"
     cmd = [sys.executable, "-m", "mlift", "run", *inputs, "--out", str(out), "--cache-dir",
            str(tmp_path / "cache"), "--config", str(config), "--provider", "simb:default",
-           "-q", "--batch", "to_en", "--batch-poll", "0.02"]
+           "-q", "--no-lang-id", "--batch", "to_en", "--batch-poll", "0.02"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while journal_events(out)["created"] == 0 and time.monotonic() < deadline:
@@ -134,10 +135,11 @@ def test_ctrl_c_then_mlift_batches_lists_and_cancels_and_the_next_runs_finish(
     assert main(["batches", str(out), "--cancel", batch_id, "--config", str(config)]) == 0
     assert f"cancel requested for {batch_id}" in capsys.readouterr().err
     # The next run collects what finished before the cancel; the rest are rejects to retry.
-    assert mlift_run(inputs, out, config, "--batch", "to_en", "--batch-poll", "0.02") == 4
+    again = ("--no-lang-id", "--batch", "to_en", "--batch-poll", "0.02")
+    assert mlift_run(inputs, out, config, *again) == 4
     canceled = [r for r in rows(out / "rejects.jsonl") if r["code"] == "batch_canceled"]
     assert canceled and all(r["retry"] and r["stage"] == "to_en" for r in canceled)
-    assert mlift_run(inputs, out, config, "--batch", "to_en", "--batch-poll", "0.02") == 0
+    assert mlift_run(inputs, out, config, *again) == 0
     batch = sim.stats()["batch"]
     assert batch["lines_submitted"] == 4 + len(canceled)  # only the canceled ones again
     assert batch["resubmitted"] == len(canceled)

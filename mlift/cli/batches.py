@@ -1,14 +1,6 @@
-"""``mlift batches RUN``: the batch jobs a run folder sent, and cancelling them.
-
-Also the ``--batch`` flags that ``run``, ``baseline translate`` and
-``requests`` share (:func:`add_batch_args`, :func:`batch_from_args`).
-
-The list comes from the folder's journal (``batches.jsonl``), which every
-batch is written to before it is sent; ``--refresh`` asks the providers for
-the state of those still running. ``--cancel`` cancels every running batch
-of the folder, ``--cancel ID …`` only those; their finished lines are still
-collected by the next run, the rest become rejects to retry.
-"""
+"""``mlift batches RUN`` (list and cancel a folder's batch jobs), and the ``--batch`` flags
+that ``run``, ``baseline translate`` and ``requests`` share (:func:`add_batch_args`,
+:func:`batch_from_args`)."""
 
 from __future__ import annotations
 
@@ -27,6 +19,17 @@ from mlift.config import load_config, resolve_endpoint
 from mlift.engine.core import Engine
 from mlift.errors import ConfigError, ProviderError
 from mlift.pipeline.batchrun import ALL, BatchOptions, BatchRun, parse_stages
+
+DESCRIPTION = """\
+mlift batches RUN: the batch jobs a --batch run sent, and cancelling them.
+
+The list comes from the folder's journal (batches.jsonl), where every batch
+is written before it is sent; --refresh asks the providers for the state of
+those still running. --cancel cancels every running batch of the folder,
+--cancel ID ... only those: their finished lines are still collected by the
+next run, the others become rejects that the run after it tries again. Stop
+the run (Ctrl-C) before cancelling its batches.
+"""
 
 EPILOG = """\
 examples:
@@ -84,7 +87,7 @@ def warn_open_batches(folder: Path, command: str) -> None:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("batches", help="list (or cancel) the batch jobs of a run folder",
-                       description=__doc__, epilog=EPILOG,
+                       description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, metavar="RUN",
                    help="run folder (or the OUT.jsonl of `mlift requests`)")
