@@ -78,11 +78,16 @@ class PromptLockError(PromptError):
 
 
 class InputError(MliftError):
-    """One bad input record; the rest of the input still runs."""
+    """One bad input record; the rest of the input still runs.
+
+    ``record_id`` is the record's own id when it could be read (a readable
+    record with a bad field), so its reject can be filed under that id.
+    """
 
     def __init__(self, message: str, *, file: str, line: int | None, field: str | None = None,
-                 code: str = "bad_input") -> None:
+                 code: str = "bad_input", record_id: str | None = None) -> None:
         self.file, self.line, self.field, self.code = file, line, field, code
+        self.record_id = record_id
         where = f"{file}:{line}" if line is not None else file
         what = f" field {field!r}:" if field else ""
         super().__init__(f"{where}:{what} {message}")

@@ -298,3 +298,27 @@ def test_a_refused_resume_shows_the_refusal_alone(
     assert "items" not in err and "req/s" not in err  # no status line of nothing done
     assert err.count("\n  ") == 1  # one line of what differs: the judge's spec
     assert "models.judge: was sim:default, now sim:strict" in err
+
+
+def test_same_named_inputs_and_ids_repeated_across_files_lose_nothing(
+        tmp_path: Path) -> None:
+    lines = (SAMPLES / "hi.jsonl").read_text(encoding="utf-8").splitlines()
+    for folder, chunk in (("a", lines[:3]), ("b", lines[3:6])):
+        (tmp_path / folder).mkdir()
+        texts = [json.dumps({"text": json.loads(x)["text"], "lang": "hi"}, ensure_ascii=False)
+                 for x in chunk]  # no ids: generated from the file and position
+        (tmp_path / folder / "in.jsonl").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert run(str(tmp_path / "a" / "in.jsonl"), str(tmp_path / "b" / "in.jsonl"),
+               "--out", str(out), "--no-cache") == 0
+    funnel = run_json(out)["funnel"]
+    assert funnel["input"] == 6 and funnel["balanced"] is True
+    # The same given ids in two files: the second file's copies are duplicate_id rejects.
+    (tmp_path / "c.jsonl").write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")
+    (tmp_path / "d.jsonl").write_text("\n".join(lines[:3]) + "\n", encoding="utf-8")
+    out2 = tmp_path / "out2"
+    assert run(str(tmp_path / "c.jsonl"), str(tmp_path / "d.jsonl"), "--out", str(out2),
+               "--no-cache") == 0
+    funnel = run_json(out2)["funnel"]
+    assert funnel["input"] == 5 and funnel["balanced"] is True
+    assert funnel["rejects_by_stage_and_reason"].get("input:duplicate_id") == 2

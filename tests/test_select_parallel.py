@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from pathlib import Path
@@ -58,3 +59,37 @@ def test_leaving_early_shuts_the_pool_down() -> None:
     first = [next(stream) for _ in range(40)]
     stream.close()  # runs the pool's shutdown
     assert len(first) == 40
+
+
+def test_cancelling_the_consumer_while_it_waits_leaves_no_thread_blocked() -> None:
+    import asyncio
+    import threading
+
+    from mlift.pipeline.parallel import in_thread
+
+    release = threading.Event()
+
+    def slow() -> list[int]:
+        release.wait(5)  # the producer has nothing yet when the consumer is cancelled
+        return [1]
+
+    async def consume() -> None:
+        async for _ in in_thread(slow):
+            pass
+
+    async def main() -> None:
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        # The producer yields only after the consumer has given up: nothing it
+        # makes reaches the get() that was waiting when the cancel came.
+        threading.Timer(0.3, release.set).start()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    # asyncio.run returns only once the loop's executor threads are all done: a
+    # get() left waiting would hang it for ever, so run it where a hang shows.
+    runner = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    runner.start()
+    runner.join(60)
+    assert not runner.is_alive(), "asyncio.run hung on a blocked executor thread"

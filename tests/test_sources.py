@@ -73,11 +73,31 @@ def test_duplicate_given_id_rejects_the_second_record(tmp_path: Path) -> None:
     assert [r.id for r in records(out)] == ["7", "8"]
 
 
-def test_a_record_rejected_for_its_text_does_not_claim_its_id(tmp_path: Path) -> None:
+def test_a_record_rejected_for_a_field_claims_its_id(tmp_path: Path) -> None:
+    # Its reject is filed under "x", so a second "x" would end in two places.
     path = jsonl(tmp_path, {"id": "x", "text": "", "lang": "en"}, {"id": "x", **GOOD})
     out = list(read_records(path))
-    assert isinstance(out[0], InputError)
-    assert [r.id for r in records(out)] == ["x"]
+    assert all(isinstance(r, InputError) for r in out)
+    assert [(r.code, r.record_id) for r in out if isinstance(r, InputError)] == [
+        ("empty_text", "x"), ("duplicate_id", None)]
+
+
+@pytest.mark.parametrize("bad", [{"text": ""}, {"text": 42}, {}, {"text": None},
+                                 {"text": "ok", "lang": "klingon"}, {"text": ["a"]}],
+                         ids=["empty", "number", "missing", "null", "unknown lang", "list"])
+def test_a_readable_record_with_a_bad_field_carries_its_own_id(
+        tmp_path: Path, bad: dict[str, Any]) -> None:
+    path = jsonl(tmp_path, {"id": "rec-7", "lang": "en", **bad}, {"id": 8, "lang": "en"})
+    out = list(read_records(path))
+    assert [e.record_id for e in out if isinstance(e, InputError)] == ["rec-7", "8"]
+
+
+def test_an_unreadable_line_or_a_record_without_an_id_carries_none(tmp_path: Path) -> None:
+    path = jsonl(tmp_path, '{"id": "a", "text": ', {"text": "", "lang": "en"},
+                 {"id": ["a"], "text": "", "lang": "en"})
+    out = list(read_records(path))
+    assert [(e.code, e.record_id) for e in out if isinstance(e, InputError)] == [
+        ("bad_json", None), ("empty_text", None), ("bad_type", None)]
 
 
 def test_generated_ids_are_stable_across_reads_and_differ_by_position(tmp_path: Path) -> None:

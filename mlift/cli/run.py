@@ -128,7 +128,10 @@ def check_inputs(options: RunOptions) -> None:
 
 
 def count_records(options: RunOptions) -> int | None:
-    """Input records, for the ETA: counted cheaply for line-based files, else unknown."""
+    """Input records, for the ETA: the lines of line-based files, else unknown.
+
+    Counted in 1 MiB blocks, so one enormous line is never held whole.
+    """
     if options.fmt not in (None, "jsonl") or options.txt_mode == "block":
         return None
     total = 0
@@ -136,7 +139,11 @@ def count_records(options: RunOptions) -> int | None:
         if path.suffix not in (".jsonl", ".ndjson", ".txt"):
             return None
         with path.open("rb") as fh:
-            total += sum(1 for line in fh if line.strip())
+            last = b"\n"
+            while block := fh.read(1 << 20):
+                total += block.count(b"\n")
+                last = block[-1:]
+            total += last != b"\n"  # a last line without its newline
     return total
 
 

@@ -221,3 +221,7 @@ async def in_thread(make: Callable[[], Iterable[T]], *, batch: int = 256,
             while True:
                 handoff.get_nowait()
         await asyncio.to_thread(thread.join)
+        # A get() still waiting in an executor thread (this task was cancelled while
+        # it waited) would block forever, and asyncio.run's shutdown with it: wake it.
+        with contextlib.suppress(queue.Full):
+            handoff.put_nowait(_END)

@@ -67,6 +67,13 @@ class RunOptions:
     select_workers: int | None = None
 
 
+def dataset_names(inputs: Sequence[Path]) -> list[str | None]:
+    """Each input's dataset name for generated ids: its file name (the reader's default),
+    or, where two inputs share a file name, the path as given, so their ids differ."""
+    names = [p.name for p in inputs]
+    return [None if names.count(p.name) == 1 else str(p) for p in inputs]
+
+
 def bad_input_id(error: InputError) -> str:
     """The reject id of an input line: its own id if readable, else one made from file:line."""
     own = getattr(error, "record_id", None)
@@ -158,11 +165,12 @@ class Pipeline:
 
     def _records(self) -> Iterator[Record | InputError]:
         o = self.o
-        for path in o.inputs:
+        seen: set[int] = set()  # ids given in any of the inputs
+        for path, dataset in zip(o.inputs, dataset_names(o.inputs), strict=True):
             yield from read_records(path, fmt=o.fmt, text_field=o.text_field,
                                     id_field=o.id_field, lang_field=o.lang_field,
                                     context_fields=o.context_fields, default_lang=o.lang,
-                                    txt_mode=o.txt_mode)
+                                    txt_mode=o.txt_mode, dataset=dataset, seen_ids=seen)
 
     def _items(self, run: Run) -> Iterator[Record | Selected | InputError]:
         """What to process, in input order (runs in a thread: it reads and selects).
