@@ -118,9 +118,11 @@ def test_json_estimate_has_stages_ranges_and_wall_time(
                     "--out", str(tmp_path / "run"))
     assert est["schema"] == "mlift-estimate-v1"
     assert set(est["stages"]) == {"to_en", "instruct", "judge", "back"}
-    for stage in est["stages"].values():
+    for name, stage in est["stages"].items():
         c = stage["cost_usd"]
-        assert 0 < c["low"] <= c["expected"] <= c["high"]
+        # Of 3 judged pairs, none may pass: the back translation's low can be $0.
+        assert 0 <= c["low"] <= c["expected"] <= c["high"]
+        assert c["low"] > 0 or name == "back"
     # ~3 items x ~3.7 requests at 60 rpm: about 11 s, and rpm is the bound.
     (endpoint,) = est["wall_time_s"]["endpoints"]
     assert endpoint["bound"] == "rpm"

@@ -14,14 +14,15 @@ Verdicts go to ``judge_scores.jsonl`` as :class:`~mlift.review.store.JudgeScore`
 records; a pair this judge (with this prompt) has scored is not judged
 again, and one it failed on is tried again.
 
-:func:`estimate_judging` books the same requests into the estimator's ledger
-(:mod:`mlift.estimate.plan`), so ``mlift judge`` prints what it will cost
-before it sends anything.
+:func:`estimate_judging` runs the same :func:`judge_pair` on the estimator's
+dry-run engine (:mod:`mlift.estimate.dryrun`), so ``mlift judge`` prints what
+it will cost before it sends anything.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,17 +32,15 @@ from typing import Any
 from mlift.engine.cache import ResponseCache
 from mlift.engine.core import Engine
 from mlift.errors import ConfigError
+from mlift.estimate.dryrun import DryRunEngine, Resolver
 from mlift.estimate.model import Range, sample, stage_figures
-from mlift.estimate.plan import Ledger, Text, Walker
 from mlift.estimate.priors import prior_factors
 from mlift.langs import get_language
 from mlift.pipeline.refilter import models_of
-from mlift.pipeline.runner import RunOptions
+from mlift.pipeline.sources import Record
 from mlift.pipeline.stages import Models, StageReject, Stages, Trace
 from mlift.pipeline.validate import CONTEXT_PLACEHOLDER
-from mlift.prices import Price
 from mlift.prompts import PromptLibrary
-from mlift.providers.base import Endpoint
 from mlift.records import RecordBase, ScoredPair, repair_torn_tail
 from mlift.review import store
 from mlift.review.store import JudgeScore
@@ -119,6 +118,26 @@ def plan(options: JudgeOptions, library: PromptLibrary) -> Plan:
                 min_score if isinstance(min_score, int) else 4)
 
 
+async def judge_pair(stages: Stages, pair: ScoredPair, judge: str) -> JudgeScore:
+    """One pair judged as the run judged it: the English context put back, then the judge."""
+    lang, trace = get_language(pair.lang or ""), Trace()
+    try:
+        instruction = pair.instruction_en
+        context = pair.context_text
+        if context is not None:
+            context_en = await stages.to_english(pair.id, context, lang, trace,
+                                                 stage="to_en_context")
+            instruction = instruction.replace(CONTEXT_PLACEHOLDER, context_en)
+        verdict = await stages.judge(pair.id, instruction, pair.response_en or pair.response,
+                                     trace)
+        score, reason, code = verdict.score, verdict.reason, None
+    except StageReject as r:
+        score, reason, code = None, r.detail, f"{r.stage}:{r.code}"
+    return JudgeScore(id=pair.id, judge=judge, prompt=stages.judge_prompt.ref, at=store.now(),
+                      score=score, reason=reason, code=code, lang=pair.lang, task=pair.task,
+                      usage=trace.usage)
+
+
 async def judge_sample(options: JudgeOptions, job: Plan, engine: Engine,
                        library: PromptLibrary) -> JudgeReport:
     """Judge every pair of ``job.todo`` and append each verdict as it arrives.
@@ -128,26 +147,10 @@ async def judge_sample(options: JudgeOptions, job: Plan, engine: Engine,
     ``--max-cost`` caps what judging with this judge has spent on the folder.
     """
     stages = Stages(engine, library, job.models, judge_prompt=job.judge_prompt)
-    ref = stages.judge_prompt.ref
     report = JudgeReport(sampled=len(job.sample), already=len(job.sample) - len(job.todo))
 
     async def work(pair: ScoredPair) -> tuple[JudgeScore]:
-        lang, trace = get_language(pair.lang or ""), Trace()
-        try:
-            instruction = pair.instruction_en
-            context = pair.context_text
-            if context is not None:
-                context_en = await stages.to_english(pair.id, context, lang, trace,
-                                                     stage="to_en_context")
-                instruction = instruction.replace(CONTEXT_PLACEHOLDER, context_en)
-            verdict = await stages.judge(pair.id, instruction, pair.response_en or pair.response,
-                                         trace)
-            score, reason, code = verdict.score, verdict.reason, None
-        except StageReject as r:
-            score, reason, code = None, r.detail, f"{r.stage}:{r.code}"
-        return (JudgeScore(id=pair.id, judge=options.judge, prompt=ref, at=store.now(),
-                           score=score, reason=reason, code=code, lang=pair.lang,
-                           task=pair.task, usage=trace.usage),)
+        return (await judge_pair(stages, pair, options.judge),)
 
     def count(verdict: RecordBase) -> None:
         assert isinstance(verdict, JudgeScore)
@@ -180,33 +183,19 @@ class Estimate:
     cost: Range
 
 
-async def estimate_judging(job: Plan, library: PromptLibrary, endpoints: dict[str, Endpoint],
-                           prices: dict[str, Price], cache: ResponseCache | None) -> Estimate:
-    """Requests, tokens and dollars of judging ``job.todo``, booked as ``mlift estimate`` books.
-
-    ``endpoints`` and ``prices`` are keyed by role (translator, generator, judge).
-    """
-    options = RunOptions(inputs=(), out_dir=Path("."), models=job.models,
-                         judge_prompt=job.judge_prompt, min_score=job.min_score)
-    ledger = Ledger()
-    walker = Walker(options, library, endpoints, cache, ledger)
+async def estimate_judging(job: Plan, library: PromptLibrary, resolve: Resolver,
+                           cache: ResponseCache | None) -> Estimate:
+    """Requests, tokens and dollars of judging ``job.todo``, booked as ``mlift estimate`` books:
+    :func:`judge_pair` itself, on the estimator's dry-run engine."""
+    engine = DryRunEngine(resolve, library, cache)
+    stages = Stages(engine, library, job.models, judge_prompt=job.judge_prompt)
     for pair in job.todo:
-        ledger.items += 1
-        instruction = pair.instruction_en
-        response_en = pair.response_en or pair.response
-        response = Text(response_en, len(response_en))
-        context, context_en = pair.context_text, None
-        judged = Text(instruction, len(instruction))
-        if context is not None:
-            context_en = await walker.translate_en(pair.id, context,
-                                                   get_language(pair.lang or ""),
-                                                   "to_en_context")
-            judged = (Text(instruction.replace(CONTEXT_PLACEHOLDER, context_en.text),
-                           len(instruction)) if context_en.text is not None
-                      else Text(None, len(instruction)))
-        # The walker's judge step: rendered, counted and looked up as the stage sends it.
-        await walker._judge(pair.id, judged, response, context_en)
-    figures, total = stage_figures(ledger, sample(prior_factors(job.min_score)), prices)
+        record = Record(pair.id, pair.lang, pair.response, pair.context)
+        async with engine.item(record) as take:
+            await take(functools.partial(judge_pair, stages, pair, job.models.judge))
+    ledger = engine.ledger
+    figures, total = stage_figures(ledger, sample(prior_factors(job.min_score), ledger.units),
+                                   engine.prices)
     return Estimate(len(job.todo), {name: {
         "requests": f.requests, "cached": f.cached, "input_tokens": f.input_tokens,
         "output_tokens": f.output_tokens, "cost_usd": f.cost_usd}

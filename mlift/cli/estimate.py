@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,11 @@ from mlift.errors import ConfigError
 from mlift.estimate.estimator import estimate
 from mlift.estimate.pilot import run_pilot
 from mlift.estimate.report import format_table
+from mlift.pipeline.runner import RunOptions
 from mlift.prices import Price, PriceTable
 from mlift.prompts import PromptLibrary, load_prompts
 from mlift.providers.base import Endpoint
-from mlift.runfolder import RunFolder
+from mlift.runfolder import Finished, RunFolder
 
 ESTIMATE_FILE = "estimate.json"
 
@@ -63,17 +64,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=handle)
 
 
-def _endpoints(args: argparse.Namespace, roles: dict[str, str]) -> dict[str, Endpoint]:
+def resolver(args: argparse.Namespace) -> Callable[[str], Endpoint]:
+    """Endpoints as ``mlift run`` resolves them, without needing a key (nothing is sent)."""
     config = load_config(args.config)
     price = Price.parse(args.price) if args.price else None
-    out = {}
-    for role, spec in roles.items():
+
+    def resolve(spec: str) -> Endpoint:
         ep = resolve_endpoint(spec, config, base_url=args.base_url, rpm=args.rpm, tpm=args.tpm,
                               concurrency=args.concurrency, env=_KeyFree())
         if price is not None:
             ep = dataclasses.replace(ep, input_price=price.input, output_price=price.output)
-        out[role] = ep
-    return out
+        return ep
+
+    return resolve
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -96,28 +99,32 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _estimate(args: argparse.Namespace, options: Any,
+def _finished(out: Path | None) -> Finished | None:
+    """What ``mlift run --out DIR`` will skip: finished items, but not provider failures
+    (the run tries those again)."""
+    if out is None or not out.is_dir():
+        return None
+    finished = RunFolder(out, {}).scan()
+    finished.rejected -= finished.provider_failures
+    return finished
+
+
+async def _estimate(args: argparse.Namespace, options: RunOptions,
                     library: PromptLibrary) -> dict[str, Any]:
-    m = options.models
-    endpoints = _endpoints(args, {"translator": m.translator, "generator": m.generator,
-                                  "judge": m.judge})
-    table = PriceTable.load()
-    prices = {role: table.price_for(ep) for role, ep in endpoints.items()}
+    resolve = resolver(args)
+    finished = _finished(args.out)
     pilot = factors = latency = None
     if args.pilot:
-        result = await run_pilot(EngineFactory.from_args(args), options, library, endpoints,
-                                 args.pilot, args.pilot_out, quiet=args.quiet or args.json)
+        result = await run_pilot(EngineFactory.from_args(args), options, library, resolve,
+                                 args.pilot, args.pilot_out, finished=finished,
+                                 quiet=args.quiet)
         pilot, factors, latency = result.summary, result.factors, result.latency_s
-    finished = (RunFolder(args.out, {}).scan()
-                if args.out is not None and args.out.is_dir() else None)
     cache = None if args.no_cache else await ResponseCache.open(
         default_cache_dir(args.cache_dir))
     try:
-        return await estimate(
-            options, library, endpoints, prices, cache, price_table=table, factors=factors,
-            latency_s=latency, pilot=pilot,
-            skip=(lambda i: finished.done(i, options.min_score)) if finished else
-            (lambda _i: False))
+        return await estimate(options, library, resolve, cache, price_table=PriceTable.load(),
+                              factors=factors, latency_s=latency, pilot=pilot,
+                              finished=finished)
     finally:
         if cache is not None:
             await cache.aclose()

@@ -23,10 +23,9 @@ from mlift.agree.judge import (
     plan,
 )
 from mlift.cli.common import EngineFactory, Progress, add_engine_args, cost_line
-from mlift.cli.estimate import _endpoints
+from mlift.cli.estimate import resolver
 from mlift.engine.cache import ResponseCache, default_cache_dir
 from mlift.errors import ConfigError
-from mlift.prices import PriceTable
 from mlift.prompts import PromptLibrary, load_prompts
 
 EPILOG = """\
@@ -66,16 +65,11 @@ def handle(args: argparse.Namespace) -> int:
 
 
 async def _estimate(args: argparse.Namespace, job: Plan, library: PromptLibrary) -> str:
-    m = job.models
-    endpoints = _endpoints(args, {"translator": m.translator, "generator": m.generator,
-                                  "judge": m.judge})
-    table = PriceTable.load()
-    prices = {role: table.price_for(ep) for role, ep in endpoints.items()}
     cache = None if args.no_cache else await ResponseCache.open(
         default_cache_dir(args.cache_dir))
     try:
-        return format_estimate(await estimate_judging(job, library, endpoints, prices, cache),
-                               m.judge)
+        return format_estimate(await estimate_judging(job, library, resolver(args), cache),
+                               job.models.judge)
     finally:
         if cache is not None:
             await cache.aclose()

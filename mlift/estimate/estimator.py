@@ -1,69 +1,93 @@
 """``estimate()``: requests, tokens, dollars and wall time of a run, before it is run.
 
-Selection (step 0) runs for real with the run's own :class:`Selector`, so the
-item count is the run's; each selected item is walked through its requests
-(:mod:`mlift.estimate.plan`) and the ledger is priced and timed
-(:mod:`mlift.estimate.model`). Nothing is sent: the only I/O is reading the
-inputs and looking answers up in the response cache.
+The estimate is the run without the sending: the run's own
+:class:`~mlift.pipeline.runner.Pipeline` selects the records (step 0, same
+selector, same skips of a run folder's finished items) and takes each selected
+one through the real stages (:meth:`~mlift.pipeline.runner.Pipeline.process`),
+on a :class:`~mlift.estimate.dryrun.DryRunEngine` that books what each request
+would cost. The ledger is then priced and timed (:mod:`mlift.estimate.model`).
+The only I/O is reading the inputs and looking answers up in the response
+cache; no run folder is written.
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlift import __version__
 from mlift.engine.cache import ResponseCache
+from mlift.estimate.dryrun import DryRunEngine, Observer, Resolver
 from mlift.estimate.model import sample, stage_figures, wall_time
-from mlift.estimate.plan import STAGE_ROLE, Ledger, Observer, Walker, selected_records
 from mlift.estimate.priors import Factor, prior_factors
-from mlift.pipeline.runner import RunOptions
-from mlift.pipeline.select import Selector
-from mlift.prices import Price, PriceTable
+from mlift.pipeline.parallel import in_thread
+from mlift.pipeline.runner import Pipeline, RunOptions
+from mlift.pipeline.sources import Record
+from mlift.prices import PriceTable
 from mlift.prompts import PromptLibrary
-from mlift.providers.base import Endpoint
+from mlift.records import RecordBase
+from mlift.runfolder import Finished
 from mlift.tokens import tokenizer_name
 
 SCHEMA = "mlift-estimate-v1"
 
 
-async def walk_items(options: RunOptions, library: PromptLibrary,
-                     endpoints: dict[str, Endpoint], cache: ResponseCache | None, *,
-                     skip: Callable[[str], bool] = lambda _id: False,
-                     limit: int | None = None, observe: Observer | None = None,
-                     ) -> tuple[Ledger, dict[str, int]]:
-    """The ledger of every selected item (the first ``limit``), and the selection counts."""
-    selector = Selector(options.select)
-    ledger = Ledger()
-    walker = Walker(options, library, endpoints, cache, ledger, observe)
-    for record in selected_records(options, selector, skip):
-        if limit is not None and ledger.items >= limit:
-            break
-        await walker.walk(record)
-    return ledger, selector.counts()
+async def dry_run(options: RunOptions, library: PromptLibrary, engine: DryRunEngine, *,
+                  finished: Finished | None = None,
+                  on_item: Callable[[tuple[RecordBase, ...]], None] | None = None,
+                  ) -> dict[str, int]:
+    """Every selected item through the real stages on ``engine``; the selection counts.
+
+    ``on_item`` sees what each item would end as (with stand-ins where answers
+    were predicted).
+    """
+    pipeline = Pipeline(options, engine, library)
+    done = finished or Finished()
+    async for item in in_thread(lambda: pipeline.items(done)):
+        if isinstance(item, Record):  # unreadable and unselected records cost nothing
+            async with engine.item(item) as take:
+                outcome = await take(functools.partial(pipeline.process, item))
+            if on_item is not None:
+                on_item(outcome)
+    return {**pipeline.selector.counts(), "already_done": pipeline.report.skipped_done}
 
 
-async def estimate(options: RunOptions, library: PromptLibrary, endpoints: dict[str, Endpoint],
-                   prices: dict[str, Price], cache: ResponseCache | None, *,
-                   price_table: PriceTable | None = None,
-                   factors: dict[str, Factor] | None = None,
-                   skip: Callable[[str], bool] = lambda _id: False,
-                   latency_s: dict[str, float] | None = None,
+def new_engine(resolve: Resolver, library: PromptLibrary, options: RunOptions,
+               cache: ResponseCache | None, table: PriceTable,
+               observe: Observer | None = None) -> DryRunEngine:
+    """A dry-run engine with every stage's endpoint resolved (a missing price fails now)."""
+    engine = DryRunEngine(resolve, library, cache, prices=table, observe=observe)
+    m = options.models
+    for spec in (m.translator, m.generator, m.judge):
+        engine.endpoint(spec)
+    return engine
+
+
+async def estimate(options: RunOptions, library: PromptLibrary, resolve: Resolver,
+                   cache: ResponseCache | None, *, price_table: PriceTable | None = None,
+                   factors: Mapping[str, Factor] | None = None,
+                   finished: Finished | None = None,
+                   latency_s: Mapping[str, float] | None = None,
                    pilot: dict[str, Any] | None = None) -> dict[str, Any]:
     """The estimate as a JSON-able dict (schema ``mlift-estimate-v1``).
 
-    ``endpoints`` and ``prices`` are keyed by role (translator, generator,
-    judge). ``factors`` default to the priors; ``--pilot`` passes measured ones.
+    ``resolve`` turns a ``NAME:MODEL`` spec into its endpoint. ``factors``
+    default to the priors; ``--pilot`` passes measured ones. ``finished``: the
+    run folder's finished items, which the run will skip.
     """
+    table = price_table or PriceTable.load()
     factors = factors or prior_factors(options.min_score)
-    ledger, selection = await walk_items(options, library, endpoints, cache, skip=skip)
-    draws = sample(factors)
-    stages, total = stage_figures(ledger, draws, prices)
-    wall, per_endpoint = wall_time(ledger, draws, endpoints, latency_s)
-    approx = sorted({endpoints[r].model for r in STAGE_ROLE.values()
-                     if tokenizer_name(endpoints[r].model) == "approx"})
-    notes = []
+    engine = new_engine(resolve, library, options, cache, table)
+    selection = await dry_run(options, library, engine, finished=finished)
+    ledger = engine.ledger
+    draws = sample(factors, ledger.units)
+    stages, total = stage_figures(ledger, draws, engine.prices)
+    used = {s.target: engine.endpoint(s.target) for s in stages.values()}
+    wall, per_endpoint = wall_time(ledger, draws, used, latency_s)
+    approx = sorted({ep.model for ep in used.values() if tokenizer_name(ep.model) == "approx"})
+    notes = sorted(ledger.notes)
     if approx:
         notes.append("input tokens of " + ", ".join(approx) + " are a script-aware "
                      "approximation (no public tokenizer, or its encoding did not load)")
@@ -73,26 +97,23 @@ async def estimate(options: RunOptions, library: PromptLibrary, endpoints: dict[
         "schema": SCHEMA,
         "mlift_version": __version__,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "price_table": ({"version": price_table.version, "updated": price_table.updated}
-                        if price_table else None),
+        "price_table": {"version": table.version, "updated": table.updated},
         "items": {"input": selection["seen"], "selected": selection["kept"],
                   "estimated": ledger.items, "selection": selection},
         "min_score": options.min_score,
         "factors": {k: f.to_json() for k, f in factors.items()},
         "stages": {
-            name: {"model": (spec := getattr(options.models, STAGE_ROLE[name])),
-                   "tokenizer": tokenizer_name(endpoints[STAGE_ROLE[name]].model),
-                   "price_per_1m": {"input": prices[STAGE_ROLE[name]].input,
-                                    "output": prices[STAGE_ROLE[name]].output,
-                                    "source": prices[STAGE_ROLE[name]].source},
+            name: {"model": s.target, "spec": s.target,
+                   "tokenizer": tokenizer_name(used[s.target].model),
+                   "price_per_1m": {"input": (p := engine.prices[s.target]).input,
+                                    "output": p.output, "source": p.source},
                    "requests": s.requests.to_json(1), "cached_requests": s.cached,
                    "input_tokens": s.input_tokens.to_json(0),
                    "output_tokens": s.output_tokens.to_json(0),
-                   "cost_usd": s.cost_usd.to_json(), "spec": spec}
+                   "cost_usd": s.cost_usd.to_json()}
             for name, s in stages.items()},
         "pass_rate": factors["pass"].to_json(),
-        "total": {"cost_usd": total.to_json(),
-                  "cached_requests": sum(ledger.cached.values())},
+        "total": {"cost_usd": total.to_json(), "cached_requests": sum(ledger.cached.values())},
         "wall_time_s": {**wall.to_json(1), "endpoints": [
             {"spec": e.spec, "requests": round(e.requests, 1), "tokens": round(e.tokens),
              "bound": e.bound, "seconds": e.seconds.to_json(1)} for e in per_endpoint]},

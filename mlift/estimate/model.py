@@ -1,12 +1,20 @@
-"""From a ledger and factor values to dollars, tokens and wall time, with a 95 % range.
+"""From a ledger and the factors to dollars, tokens and wall time, with a 95 % range.
 
-Every ledger term is ``amount × Π factors``, so the totals under any factor
-values are a sum. The expected figures use each factor's central value. The
-range propagates the factors' uncertainty by Monte Carlo: 4,000 seeded draws,
-each factor independent — length factors two-piece log-normal, rates
-two-piece normal, each matching its 95 % interval — and low/high are the 2.5th
-and 97.5th percentiles of each figure. So the range is what the factors'
-intervals imply, not a fixed ±x %.
+Every ledger term is ``amount × Π factors``. The expected figures use each
+factor's central value. The range is seeded Monte Carlo (4,000 draws; draw 0
+is the central one); in each draw:
+
+* every length factor's **mean** is drawn from its 95 % interval (a two-piece
+  log-normal matching both ends), and on top of it the **per-request
+  variation** of the draw's requests: a term whose per-item amounts are
+  ``a_i`` varies by ``spread · sqrt(Σ a_i²) / Σ a_i`` (log-normal, one normal
+  deviate per factor shared by every term, since the same answers feed several
+  stages) — so 10 items give a wider range than 10,000;
+* every rate's **probability** is drawn from its Beta distribution (prior or
+  pilot posterior), then its **realised share** among the ledger's trials of
+  it: Binomial(N, p) / N — of 12 judged pairs, a whole number pass.
+
+low/high are the 2.5th and 97.5th percentiles of each figure.
 
 Wall time, per endpoint (stages sharing a server and model share its
 limits): the larger of requests/rpm, tokens/tpm and
@@ -17,17 +25,19 @@ endpoint (stages are pipelined across items).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mlift.estimate.plan import STAGE_ROLE, STAGES, Ledger
+from mlift.estimate.ledger import Ledger
 from mlift.estimate.priors import (
     BASE_LATENCY_S,
     DEFAULT_CONCURRENCY,
-    FACTORS,
+    LENGTHS,
     OUTPUT_TOKENS_PER_S,
+    RATES,
     Factor,
 )
 from mlift.prices import PER_TOKENS, Price
@@ -49,34 +59,59 @@ class Range:
                 "high": round(self.high, digits)}
 
 
-def sample(factors: dict[str, Factor], draws: int = DRAWS, seed: int = 0) -> dict[str, Array]:
-    """Seeded draws of every factor; index 0 is the central value of each."""
+@dataclass(slots=True)
+class Draws:
+    """Per draw: each factor's value (a rate: its realised share) and the variation deviates."""
+
+    value: dict[str, Array]
+    z: dict[str, Array]        # length factor → standard normal of its per-request variation
+    spread: dict[str, float]
+
+    @property
+    def n(self) -> int:
+        return len(next(iter(self.value.values())))
+
+
+def sample(factors: Mapping[str, Factor], units: Mapping[str, int], draws: int = DRAWS,
+           seed: int = 0) -> Draws:
+    """Seeded draws of every factor; ``units`` are the trials of each rate in the ledger."""
     rng = np.random.default_rng(seed)
-    out: dict[str, Array] = {}
-    for name in FACTORS:
+    value: dict[str, Array] = {}
+    z: dict[str, Array] = {}
+    for name in LENGTHS:
         f = factors[name]
-        z = rng.standard_normal(draws)
-        z[0] = 0.0
-        if f.log_scale:
-            up = math.log(f.high / f.value) / Z95
-            down = math.log(f.value / f.low) / Z95
-            out[name] = f.value * np.exp(np.where(z > 0, z * up, z * down))
-        else:
-            out[name] = np.clip(f.value + np.where(z > 0, z * (f.high - f.value),
-                                                   z * (f.value - f.low)) / Z95, 0.0,
-                                1.0 if name == "pass" else math.inf)
-    return out
+        mean_z = rng.standard_normal(draws)
+        mean_z[0] = 0.0
+        up = math.log(f.high / f.value) / Z95
+        down = math.log(f.value / f.low) / Z95
+        value[name] = f.value * np.exp(np.where(mean_z > 0, mean_z * up, mean_z * down))
+        z[name] = rng.standard_normal(draws)
+        z[name][0] = 0.0
+    for name in RATES:
+        f = factors[name]
+        a, b = f.beta or (f.value, 1.0 - f.value)
+        p = rng.beta(a, b, draws)
+        p[0] = f.value
+        n = int(units.get(name, 0))
+        share = rng.binomial(n, p) / n if n else p
+        share[0] = f.value
+        value[name] = share.astype(np.float64)
+    # What only a failing verdict sends scales with the pairs that did not pass.
+    value["fail"] = 1.0 - value["pass"]
+    return Draws(value, z, {name: factors[name].spread for name in LENGTHS})
 
 
-def totals(ledger: Ledger, draws: dict[str, Array]) -> dict[tuple[str, str], Array]:
-    """(stage, quantity) → value per draw."""
-    n = len(next(iter(draws.values())))
-    out: dict[tuple[str, str], Array] = {}
-    for (stage, what, names), amount in ledger.terms.items():
-        value = np.full(n, amount)
+def totals(ledger: Ledger, draws: Draws) -> dict[tuple[str, str, str], Array]:
+    """(stage, target, quantity) → value per draw."""
+    out: dict[tuple[str, str, str], Array] = {}
+    for (stage, target, what, names), term in ledger.terms.items():
+        value = np.full(draws.n, term.amount)
         for name in names:
-            value = value * draws[name]
-        key = (stage, what)
+            value = value * draws.value[name]
+            if name in draws.z and term.amount > 0:
+                sigma = draws.spread[name] * math.sqrt(term.squares) / term.amount
+                value = value * np.exp(sigma * draws.z[name])
+        key = (stage, target, what)
         out[key] = out[key] + value if key in out else value
     return out
 
@@ -88,6 +123,7 @@ def _range(values: Array) -> Range:
 
 @dataclass(slots=True)
 class StageFigures:
+    target: str
     requests: Range
     input_tokens: Range
     output_tokens: Range
@@ -104,47 +140,55 @@ class EndpointTime:
     bound: str
 
 
-def stage_figures(ledger: Ledger, draws: dict[str, Array],
-                  prices: dict[str, Price]) -> tuple[dict[str, StageFigures], Range]:
-    """Per-stage figures and the total cost (``prices`` by role)."""
+def stage_figures(ledger: Ledger, draws: Draws,
+                  prices: Mapping[str, Price]) -> tuple[dict[str, StageFigures], Range]:
+    """Per-stage figures and the total cost (``prices`` by target spec)."""
     t = totals(ledger, draws)
-    n = len(draws["en"])
-    zero = np.zeros(n)
-    total = np.zeros(n)
+    zero = np.zeros(draws.n)
+    total = np.zeros(draws.n)
+    sums: dict[str, dict[str, Array]] = {}
+    for (stage, target, what), values in t.items():
+        cell = sums.setdefault(stage, {"requests": zero, "input": zero, "output": zero,
+                                       "cost": zero})
+        cell[what] = cell[what] + values
+        price = prices[target]
+        per = price.input if what == "input" else price.output if what == "output" else 0.0
+        cell["cost"] = cell["cost"] + values * per / PER_TOKENS
     out: dict[str, StageFigures] = {}
-    for stage in STAGES:
-        req, inp, outp = (t.get((stage, w), zero) for w in ("requests", "input", "output"))
-        if not (req.any() or ledger.cached[stage]):
-            continue
-        price = prices[STAGE_ROLE[stage]]
-        cost = (inp * price.input + outp * price.output) / PER_TOKENS
-        total = total + cost
-        out[stage] = StageFigures(_range(req), _range(inp), _range(outp), _range(cost),
+    for stage, target in ledger.targets.items():
+        cell = sums.get(stage, {"requests": zero, "input": zero, "output": zero, "cost": zero})
+        total = total + cell["cost"]
+        out[stage] = StageFigures(target, _range(cell["requests"]), _range(cell["input"]),
+                                  _range(cell["output"]), _range(cell["cost"]),
                                   ledger.cached[stage])
     return out, _range(total)
 
 
-def wall_time(ledger: Ledger, draws: dict[str, Array], endpoints: dict[str, Endpoint],
-              latency_s: dict[str, float] | None = None) -> tuple[Range, list[EndpointTime]]:
-    """Seconds for the run at each endpoint's limits; the slowest endpoint sets the pace."""
+def wall_time(ledger: Ledger, draws: Draws, endpoints: Mapping[str, Endpoint],
+              latency_s: Mapping[str, float] | None = None) -> tuple[Range, list[EndpointTime]]:
+    """Seconds for the run at each endpoint's limits; the slowest endpoint sets the pace.
+
+    ``endpoints`` by target spec.
+    """
     t = totals(ledger, draws)
-    n = len(draws["en"])
+    zero = np.zeros(draws.n)
     groups: dict[tuple[str, str, str], list[str]] = {}
-    for stage, role in STAGE_ROLE.items():
-        groups.setdefault(endpoints[role].limit_key, []).append(stage)
-    overall = np.zeros(n)
+    for spec, ep in endpoints.items():
+        groups.setdefault(ep.limit_key, []).append(spec)
+    overall = np.zeros(draws.n)
     rows: list[EndpointTime] = []
-    zero = np.zeros(n)
-    for key, stages in groups.items():
-        ep = next(endpoints[r] for r in STAGE_ROLE.values() if endpoints[r].limit_key == key)
-        req = sum((t.get((s, "requests"), zero) for s in stages), zero)
-        out_tok = sum((t.get((s, "output"), zero) for s in stages), zero)
-        tok = sum((t.get((s, "input"), zero) for s in stages), out_tok)
+    for specs in groups.values():
+        ep = endpoints[specs[0]]
+
+        def of(what: str, specs: list[str] = specs) -> Array:
+            return sum((v for (_, target, w), v in t.items() if w == what and target in specs),
+                       zero)
+
+        req, out_tok = of("requests"), of("output")
+        tok = of("input") + out_tok
         per_req = (latency_s or {}).get(ep.spec)
-        if per_req is None:
-            per_req_arr = BASE_LATENCY_S + out_tok / np.maximum(req, 1.0) / OUTPUT_TOKENS_PER_S
-        else:
-            per_req_arr = np.full(n, per_req)
+        per_req_arr = (BASE_LATENCY_S + out_tok / np.maximum(req, 1.0) / OUTPUT_TOKENS_PER_S
+                       if per_req is None else np.full(draws.n, per_req))
         bounds = {"latency": req * per_req_arr / (ep.concurrency or DEFAULT_CONCURRENCY)}
         if ep.rpm:
             bounds["rpm"] = req / ep.rpm * 60.0

@@ -29,7 +29,7 @@ from mlift.pipeline.parallel import in_thread, select_stream
 from mlift.pipeline.select import Reject as Selected
 from mlift.pipeline.select import SelectConfig, Selector
 from mlift.pipeline.sources import Record, read_records
-from mlift.pipeline.stages import Models, StageReject, Stages, Trace
+from mlift.pipeline.stages import Models, StageEngine, StageReject, Stages, Trace
 from mlift.pipeline.validate import CONTEXT_PLACEHOLDER, contains_original
 from mlift.prompts import PromptLibrary, draw
 from mlift.records import DatasetRow, RecordBase, Reject, ScoredPair
@@ -99,7 +99,8 @@ def stage_reject(r: StageReject, *, item_id: str, lang: str | None, response: st
                   usage=trace.usage if trace else {}, **extra)
 
 
-def _context_text(record: Record) -> str | None:
+def context_text(record: Record) -> str | None:
+    """The record's context as the model sees it (its fields, blank-line separated)."""
     if not record.context:
         return None
     return "\n\n".join(v for v in record.context.values() if v)
@@ -135,7 +136,16 @@ def run_identity(options: RunOptions, endpoints: dict[str, dict[str, Any]],
 
 
 class Pipeline:
-    def __init__(self, options: RunOptions, engine: Engine, library: PromptLibrary, *,
+    """Selection, then the model stages per item, into a run folder.
+
+    :meth:`run` needs the real :class:`Engine` (budget, accounting); :meth:`items`
+    and :meth:`process` need only what the stages use, so the estimator drives them
+    on its dry run (:mod:`mlift.estimate.dryrun`) and cannot drift from the run.
+    With ``batch``, :meth:`run` goes over the items in passes whose stages talk to
+    the batch run's deferring engine (:mod:`mlift.pipeline.batchrun`).
+    """
+
+    def __init__(self, options: RunOptions, engine: StageEngine, library: PromptLibrary, *,
                  batch: BatchRun | None = None) -> None:
         self.o = options
         self.engine = engine
@@ -172,12 +182,13 @@ class Pipeline:
                                     context_fields=o.context_fields, default_lang=o.lang,
                                     txt_mode=o.txt_mode, dataset=dataset, seen_ids=seen)
 
-    def _items(self, run: Run) -> Iterator[Record | Selected | InputError]:
-        """What to process, in input order (runs in a thread: it reads and selects).
+    def items(self, finished: Finished) -> Iterator[Record | Selected | InputError]:
+        """What to process, in input order, minus what is ``finished`` (blocking: it reads
+        and selects, so run it in a thread).
 
         Each batch-mode pass reads and selects afresh (a new selector, the same
         decisions) and counts the inputs again."""
-        o, finished = self.o, run.finished
+        o = self.o
         if self._passes:
             self.selector = Selector(o.select)
             self.report.inputs = self.report.skipped_done = 0
@@ -211,11 +222,11 @@ class Pipeline:
             return (Reject(id=r.id, lang=r.lang, stage=item.stage, code=item.code,
                            detail=item.detail, response=r.text, source=r.source.as_dict()),)
         if self.batch is None:
-            records = await self._process(item, self.stages)
+            records = await self.process(item)
         else:
             # Passes replay an item until it finishes: count its verdicts once, then.
             stages = self._new_stages()
-            records = await self._process(item, stages)
+            records = await self.process(item, stages)
             self._count_judge(stages)
         finished = self.run_state.finished if self.run_state else None
         # A resumed item (scored before, now above a lower threshold) is scored once.
@@ -229,11 +240,14 @@ class Pipeline:
         s.judge_verdicts += item.judge_verdicts
         s.judge_structured += item.judge_structured
 
-    async def _process(self, record: Record, stages: Stages) -> tuple[RecordBase, ...]:
-        o = self.o
+    async def process(self, record: Record, stages: Stages | None = None
+                      ) -> tuple[RecordBase, ...]:
+        """Take one selected record through the model stages (steps 1-6), on ``stages``
+        (default: the pipeline's)."""
+        o, stages = self.o, stages or self.stages
         lang = get_language(record.lang or "")
         trace = Trace()
-        context = _context_text(record)
+        context = context_text(record)
         source = record.source.as_dict()
         scored: ScoredPair | None = None
         try:
@@ -309,6 +323,8 @@ class Pipeline:
             self._opened = await asyncio.to_thread(self.open_folder, endpoints)
 
     async def run(self) -> RunReport:
+        if not isinstance(self.engine, Engine):
+            raise TypeError("Pipeline.run sends requests: it needs an Engine, not a dry run")
         await self.prepare()
         assert self._opened is not None
         folder, retried, finished = self._opened
@@ -319,10 +335,10 @@ class Pipeline:
             self.run_state = run
             try:
                 if self.batch is None:
-                    await run.each(in_thread(lambda: self._items(run)), self._work,
+                    await run.each(in_thread(lambda: self.items(run.finished)), self._work,
                                    workers=self.o.workers)
                 else:
-                    await self.batch.run(run, lambda: in_thread(lambda: self._items(run)),
+                    await self.batch.run(run, lambda: in_thread(lambda: self.items(run.finished)),
                                          self._work, workers=self.o.workers,
                                          on_emit=self._finished_by_this_run)
             finally:
