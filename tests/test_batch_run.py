@@ -335,3 +335,24 @@ def test_an_online_run_on_a_folder_with_running_batches_says_it_would_pay_twice(
     err = capsys.readouterr().err
     assert "1 batch(es) sent by an earlier --batch run of this folder may still be running" in err
     assert "add --batch to use it" in err
+
+
+def test_run_json_holds_a_batch_run_against_the_estimates_batch_figures(
+        tmp_path: Path, remote_sim: RemoteSim, capsys: pytest.CaptureFixture[str]) -> None:
+    sim = remote_sim(FAST)
+    config = profiles(tmp_path, simb=sim)
+    inputs, out = subset(tmp_path, 3), tmp_path / "out"
+    assert main(["estimate", *inputs, "--out", str(out), "--config", str(config),
+                 "--provider", "simb:default", "--batch", "to_en,instruct,judge",
+                 "--cache-dir", str(out) + ".cache", "--json"]) == 0
+    est = json.loads(capsys.readouterr().out)
+    assert mlift_run(inputs, out, config, "--batch", "to_en,instruct,judge", *BATCH) == 0
+    compared = run_json(out)["estimate_vs_actual"]
+    assert compared["total"]["estimate_usd"] == est["total"]["cost_usd_batch"]
+    assert {name: c["priced"] for name, c in compared.items() if name != "total"} == {
+        "to_en": "batch", "instruct": "batch", "judge": "batch", "back": "online"}
+    assert compared["back"]["estimate_usd"] == est["stages"]["back"]["cost_usd"]
+    # the whole run's spend, the online back-translations last included
+    spent = run_json(out)["accounting"]["totals"]["cost_usd"]
+    assert compared["total"]["actual_usd"] == pytest.approx(spent, rel=1e-9)
+    assert abs(compared["total"]["error"]) < 0.5

@@ -42,8 +42,10 @@ examples:
 
 # ------------------------------------------------------------------ --batch
 
-def add_batch_args(parser: argparse.ArgumentParser, stages: Sequence[str]) -> None:
-    """``--batch [STAGE,…]`` and ``--batch-poll`` for a command whose stages are ``stages``."""
+def add_batch_args(parser: argparse.ArgumentParser, stages: Sequence[str], *,
+                   poll: bool = True) -> None:
+    """``--batch [STAGE,…]`` and (``poll``) ``--batch-poll`` for a command whose stages are
+    ``stages``."""
     g = parser.add_argument_group("batch APIs (half price; results within 24 h)")
     g.add_argument("--batch", nargs="?", const=ALL, metavar="STAGE,…",
                    help="send the model calls as batch jobs (OpenAI Batch, Anthropic "
@@ -51,9 +53,18 @@ def add_batch_args(parser: argparse.ArgumentParser, stages: Sequence[str]) -> No
                         f"({', '.join(stages)}); the others go online. Re-run the same "
                         "command after an interruption: batches already sent are picked "
                         "up, never sent twice (see `mlift batches`)")
+    if not poll:
+        return
     g.add_argument("--batch-poll", type=float, default=60.0, metavar="S",
                    help="longest wait between two looks at a running batch (default 60; "
                         "the first comes after 5 s, then they back off)")
+
+
+def batch_stages(args: argparse.Namespace, stages: Sequence[str]) -> frozenset[str] | None:
+    """The stages ``--batch`` names (every one of ``stages`` if none), None without it."""
+    if args.batch is None:
+        return None
+    return parse_stages(args.batch, stages) or frozenset(stages)
 
 
 def batch_from_args(args: argparse.Namespace, engine: Engine, stages: Sequence[str],

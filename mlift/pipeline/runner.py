@@ -344,6 +344,7 @@ class Pipeline:
             finally:
                 r.stopped = run.stopped
                 self._finish(run)
+                await run.checkpoint()  # the ledger's totals, for estimate_vs_actual, are final
                 await run.summary(config=self._config(), funnel=r.funnel,
                                   prompts={t.name: t.ref for t in self.library},
                                   **self._estimate_vs_actual(run))
