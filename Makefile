@@ -2,6 +2,8 @@
 #   make demo   build a dataset from the bundled samples on the built-in simulator
 #   make test   run the test suite
 # Both create .venv and install mlift into it on first use.
+#   make test-real  the conformance suite against a real llama-server and model
+#                   (set up and started by scripts/real_server.py, cached outside git)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -17,7 +19,7 @@ endif
 
 SAMPLES := samples/hi.jsonl samples/te.jsonl samples/ja.jsonl samples/es.jsonl
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test test-real lint bench clean browser
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +35,13 @@ test: $(STAMP)
 	$(BIN)/ruff check mlift tests $(wildcard benchmarks)
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# Sets up (once) and starts llama-server, runs tests/real against it, stops it.
+# A server that cannot be set up or started fails this target with the reason;
+# so does any test that would skip.
+test-real: $(STAMP)
+	$(BIN)/python scripts/real_server.py run -- \
+		env MLIFT_REAL_REQUIRED=1 $(BIN)/pytest -q -p no:cacheprovider tests/real
 
 # Headless Chromium for the review page's browser tests (skipped, saying why, without it).
 browser:

@@ -47,6 +47,8 @@ Resolver = Callable[[str], Endpoint]
 Sleep = Callable[[float], Awaitable[None]]
 
 DEFAULT_CONCURRENCY = 64
+# Requests sent within this many seconds of each other count as sent together.
+SAME_BURST_S = 1.0
 
 
 class _EndpointState:
@@ -66,8 +68,9 @@ class _EndpointState:
         self.slots = asyncio.Semaphore(endpoint.concurrency or DEFAULT_CONCURRENCY)
         self.timeouts = timeouts
         self.auth_error: AuthError | None = None
-        # In-flight calls' timeout handles, re-armed when the timeout changes.
-        self.inflight: dict[int, tuple[float, asyncio.Timeout]] = {}
+        # In-flight calls: when each was sent, since when its timeout counts
+        # (see Engine._waited_their_turn) and its handle, re-armed when that moves.
+        self.inflight: dict[int, tuple[float, float, asyncio.Timeout]] = {}
 
 
 class Engine:
@@ -90,6 +93,8 @@ class Engine:
         self._factory = provider_factory
         self._states: dict[str, _EndpointState] = {}
         self._shared: dict[tuple[str, str, str], _EndpointState] = {}
+        # States of profiles that share a server and model with another one.
+        self._own: list[_EndpointState] = []
         self._ids = itertools.count()
 
     async def __aenter__(self) -> Engine:
@@ -131,6 +136,15 @@ class Engine:
                 state = _EndpointState(endpoint, self._factory(endpoint), price,
                                        self._sleep, self._timeouts())
                 self._shared[endpoint.limit_key] = state
+            elif dataclasses.replace(state.endpoint, name=endpoint.name) != endpoint:
+                # The same server and model through other settings (structured
+                # outputs, transport, key, price): a client and price of its own,
+                # the same limits, slots and timeouts.
+                own = _EndpointState(endpoint, self._factory(endpoint), price,
+                                     self._sleep, state.timeouts)
+                own.limiter, own.slots, own.inflight = state.limiter, state.slots, state.inflight
+                self._own.append(own)
+                state = own
             self._states[target] = state
         return state
 
@@ -198,7 +212,7 @@ class Engine:
             call_id = next(self._ids)
             try:
                 async with asyncio.timeout_at(start + state.timeouts.current_s) as deadline:
-                    state.inflight[call_id] = (start, deadline)
+                    state.inflight[call_id] = (start, start, deadline)
                     completion = await state.provider.complete(request)
             except TimeoutError as exc:
                 if isinstance(exc, ProviderError):
@@ -218,6 +232,7 @@ class Engine:
                 raise
             finally:
                 state.inflight.pop(call_id, None)
+        self._waited_their_turn(state, start, loop.time())
         latency = loop.time() - start
         if state.refunds:
             used = completion.usage.input_tokens + completion.usage.output_tokens
@@ -225,12 +240,31 @@ class Engine:
         if completion.ratelimit is not None:
             state.limiter.update(completion.ratelimit)
         if state.timeouts.observe(latency):
-            for started, handle in state.inflight.values():
-                handle.reschedule(started + state.timeouts.current_s)
+            for _sent, since, handle in state.inflight.values():
+                handle.reschedule(since + state.timeouts.current_s)
         return dataclasses.replace(completion, latency_s=latency)
 
+    @staticmethod
+    def _waited_their_turn(state: _EndpointState, answered_sent: float, now: float) -> None:
+        """An answer came: calls sent after it may only have been queued behind it.
+
+        A local server (llama.cpp, vLLM, Ollama) serves a few requests at a
+        time and queues the rest instead of refusing them; while requests sent
+        earlier keep being answered, a later one is waiting its turn, not
+        hung. So its timeout counts from the latest such answer. "Earlier"
+        has a tolerance (``SAME_BURST_S``): requests sent together reach the
+        server in any order. A hung call still times out: nothing sent before
+        it is answered any more, and answers to calls sent well after it do
+        not move its deadline.
+        """
+        for call_id, (sent, since, handle) in state.inflight.items():
+            if answered_sent <= sent + SAME_BURST_S and since < now:
+                state.inflight[call_id] = (sent, now, handle)
+                handle.reschedule(now + state.timeouts.current_s)
+
     async def aclose(self) -> None:
-        for state in self._shared.values():
+        for state in [*self._shared.values(), *self._own]:
             await state.provider.aclose()
         self._shared.clear()
+        self._own.clear()
         self._states.clear()

@@ -155,10 +155,10 @@ class Stages:
                                 item_id, trace,
                                 max_tokens=self._budget(self.to_en_prompt, text,
                                                         self.models.translator, TO_EN_BUDGET))
-        problem = validate.check_output(done.text, done.finish_reason)
-        if problem:
-            raise StageReject(stage, *problem, raw=done.text)
-        return done.text.strip()
+        checked = validate.to_english(done.text, done.finish_reason, text)
+        if checked.problem:
+            raise StageReject(stage, *checked.problem, raw=done.text)
+        return checked.text
 
     def _check_context(self, stage: str, text: str, target: str) -> None:
         """A text the model cannot take in whole is a reject, not a failed request."""
@@ -178,12 +178,12 @@ class Stages:
         done = await self._call("instruct", self.models.generator, template, messages,
                                 item_id, trace)
         trace.prompts["styles"] = draw.styles_ref
-        problem = validate.check_output(done.text, done.finish_reason) or \
-            validate.check_instruction(done.text.strip(), response_en,
-                                       has_context=context_en is not None)
-        if problem:
-            raise StageReject("instruct", *problem, raw=done.text)
-        return done.text.strip()
+        checked = validate.instruction(done.text, done.finish_reason, response_en,
+                                       has_context=context_en is not None,
+                                       identify=self._identify)
+        if checked.problem:
+            raise StageReject("instruct", *checked.problem, raw=done.text)
+        return checked.text
 
     async def judge(self, item_id: str, instruction_en: str, response_en: str,
                     trace: Trace) -> Verdict:
@@ -210,8 +210,9 @@ class Stages:
             self.judge_structured += done.structured
             trace.structured = done.structured
             return verdict
-        raise StageReject("judge", "judge_unparsed",
-                          f"no valid verdict after {MAX_REASKS} re-asks: {error}",
+        cut = " (max_tokens cut the last answer)" if done.finish_reason == "length" else ""
+        raise StageReject("judge", error.code if error else "judge_unparsed",
+                          f"no valid verdict after {MAX_REASKS} re-asks: {error}{cut}",
                           raw="\n---\n".join(answers))
 
     async def back(self, item_id: str, instruction_en: str, lang: Language,
@@ -224,10 +225,8 @@ class Stages:
                                 item_id, trace,
                                 max_tokens=self._budget(self.back_prompt, instruction_en,
                                                         self.models.translator, BACK_BUDGET))
-        text = done.text.strip()
-        problem = validate.check_output(text, done.finish_reason) or \
-            validate.check_back_translation(text, lang, has_context=has_context,
-                                            identify=self._identify)
-        if problem:
-            raise StageReject("back", *problem, raw=done.text)
-        return text
+        checked = validate.back_translation(done.text, done.finish_reason, lang,
+                                            has_context=has_context, identify=self._identify)
+        if checked.problem:
+            raise StageReject("back", *checked.problem, raw=done.text)
+        return checked.text

@@ -139,6 +139,8 @@ def parse(data: dict[str, Any], request: Request, endpoint: Endpoint, request_id
                 raise malformed(endpoint, request_id, "a tool_use block without an input object")
             tool_input = json.dumps(value, ensure_ascii=False)
     # The forced tool's input is the answer; text blocks beside it are commentary.
+    # A server that ignores the forced tool (llama-server's /v1/messages) answers
+    # in text only: then no schema shaped the answer.
     text = tool_input if tool_input is not None else "".join(texts)
     reason = data.get("stop_reason")
     model = data.get("model")
@@ -147,7 +149,7 @@ def parse(data: dict[str, Any], request: Request, endpoint: Endpoint, request_id
         finish_reason=_STOP.get(reason, "other") if isinstance(reason, str) else "other",
         usage=usage(data.get("usage")) or local.count(request, text),
         model=model if isinstance(model, str) and model else endpoint.model,
-        request_id=request_id, ratelimit=ratelimit, structured=structured_sent)
+        request_id=request_id, ratelimit=ratelimit, structured=tool_input is not None)
 
 
 def usage(raw: object) -> Usage | None:

@@ -1,0 +1,1 @@
+"""The conformance suite against a real llama-server (see conftest.py)."""
