@@ -103,6 +103,11 @@ def test_three_kill_9s_then_a_finish_give_the_online_dataset_and_no_line_twice(
     assert sim.stats()["requests"] == 0
     run = json.loads((out / "run.json").read_text())
     assert run["funnel"]["balanced"] and len(run["invocations"]) == 4
+    # the ledger lost no batch's cost to the kills (a kill while answers are handed over
+    # may book some twice, never none)
+    online = json.loads((tmp_path / "online" / "run.json").read_text())
+    half = online["accounting"]["totals"]["cost_usd"] / 2
+    assert run["accounting"]["totals"]["cost_usd"] >= half * (1 - 1e-9)
 
 
 def test_ctrl_c_then_mlift_batches_lists_and_cancels_and_the_next_runs_finish(

@@ -365,3 +365,23 @@ async def test_the_journal_keeps_each_batchs_final_counts(world: Any, kind: str,
     assert chunk.ended and chunk.total == 20
     assert chunk.done + chunk.failed == 20 and 0 < chunk.failed < 20
     assert chunk.done == server.stats()["batch"]["results"]["succeeded"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_batchs_answers_are_booked_and_made_durable_before_they_are_handed_over(
+        world: Any, kind: str) -> None:
+    server, _, driver = await world(kind)
+    requests = stage_requests(kind, server, 6)
+    accounting = Accounting()
+    seen: list[str] = []
+
+    async def booked() -> None:
+        # every answer is in the accounting, none handed over yet
+        assert accounting.snapshot()["totals"]["successes"] == 6
+        seen.append("booked")
+
+    async def on_result(line: LineResult) -> None:
+        seen.append("handed")
+
+    await driver(accounting=accounting, on_booked=booked).run(requests, on_result=on_result)
+    assert seen == ["booked"] + ["handed"] * 6

@@ -26,6 +26,10 @@ custom_id and returns every one's ``LineResult``::
    the caller made that failure the item's reject, to be retried on the next
    run as online provider failures are.
 
+A collected batch's answers are booked in the accounting all at once and,
+before any is handed to ``on_result``, ``on_booked`` lets the caller make the
+booking durable (batch mode checkpoints the run's ledger there).
+
 Only a request's latest batch speaks for it. Control calls (upload, create,
 poll, download) are retried by the engine's ``RetryPolicy`` on the injected
 ``sleep``; polls back off from ``PollPolicy.first_s`` to ``max_s``.
@@ -103,7 +107,8 @@ class StageBatches:
                  accounting: Accounting | None = None, poll: PollPolicy | None = None,
                  retry: RetryPolicy | None = None, max_attempts: int = 2,
                  sleep: Sleep = asyncio.sleep, clock: Callable[[], float] = time.time,
-                 on_progress: Callable[[list[BatchView]], None] | None = None) -> None:
+                 on_progress: Callable[[list[BatchView]], None] | None = None,
+                 on_booked: Callable[[], Awaitable[None]] | None = None) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.client, self.journal, self.stage = client, journal, stage
@@ -113,6 +118,7 @@ class StageBatches:
         self._retry = retry or RetryPolicy()
         self._max_attempts = max_attempts
         self._sleep, self._clock, self._on_progress = sleep, clock, on_progress
+        self._on_booked = on_booked
         self._chunks: list[ChunkRecord] = []
         self._status: dict[str, Status] = {}
         self._reserved: dict[str, float] = {}
@@ -361,6 +367,7 @@ class StageBatches:
                                        "reason": f"batch {batch_id} holds other requests"})
             return
         retry, failed, succeeded = [], [], 0
+        handed: list[LineResult] = []
         latency = self._clock() - chunk.submitted_at
         for cid in mine:
             line = by_id.get(cid)
@@ -380,7 +387,16 @@ class StageBatches:
             succeeded += line.outcome == "succeeded"
             if line.outcome != "succeeded":
                 failed.append(cid)
-            await self._finish(line, requests, final, on_result, latency=latency)
+            await self._finish(line, requests, final, None, latency=latency)
+            handed.append(final[cid])
+        # Booked, then made durable by the caller, then handed over: a crash while handing
+        # over (the caller caches answers, so the next run asks only for the rest) can
+        # count an answer twice but never lose what it cost.
+        if self._on_booked is not None:
+            await self._on_booked()
+        if on_result is not None:
+            for done in handed:
+                await on_result(done)
         self._settle(chunk, [final[c] for c in mine if c in final])
         # A chunk collected again (after a crash, or for answers the cache lost) keeps the
         # requests it already handed back.

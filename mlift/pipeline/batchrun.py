@@ -175,12 +175,14 @@ class BatchRun:
         def progress(views: list[BatchView]) -> None:
             self._views[(stage, target)] = views
 
+        # Each batch's cost goes to the run's ledger before its answers to the cache: after
+        # a kill in between, the next run books again what it has to fetch again.
         driver = StageBatches(client, journal, stage=stage, price=self.inner.price(target),
                               budget=self.inner.budget, accounting=self.inner.accounting,
-                              poll=o.poll, sleep=o.sleep, clock=o.clock, on_progress=progress)
+                              poll=o.poll, sleep=o.sleep, clock=o.clock, on_progress=progress,
+                              on_booked=run.checkpoint)
         try:
             await driver.run(todo, on_result=self.engine.arrive)
-            await run.checkpoint()
         except BudgetExceeded as exc:
             run.stop(str(exc))
         except EndpointUnusable:

@@ -68,6 +68,7 @@ class Run:
         self.ledger: Ledger = folder.ledger()
         self.scheduler: Scheduler[Any, Sequence[RecordBase]] | None = None
         self._emitted_before = 0  # by earlier passes of this invocation
+        self._ledger_lock = asyncio.Lock()
         self._writer: ThreadedWriter | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.invocation: int | None = None
@@ -107,9 +108,10 @@ class Run:
             await self.checkpoint()
 
     async def checkpoint(self) -> None:
-        """Write this invocation's accounting to the ledger now (batch mode does after each
-        stage's batches are booked: a whole batch's cost arrives at once)."""
-        await asyncio.to_thread(self.ledger.checkpoint, self.accounting())
+        """Write this invocation's accounting to the ledger now (batch mode does once each
+        batch is booked: a whole batch's cost arrives at once)."""
+        async with self._ledger_lock:  # one writer thread at a time on the ledger file
+            await asyncio.to_thread(self.ledger.checkpoint, self.accounting())
 
     # -- items ------------------------------------------------------------------
 
@@ -187,7 +189,8 @@ class Run:
         """Write ``run.json``: ``parts`` (config, funnel, …) plus identity, accounting, ledger."""
         this = self.accounting()
         # The invocation ends here (its accounting is final), so run.json shows it complete.
-        await asyncio.to_thread(self.ledger.end, this, self.stopped)
+        async with self._ledger_lock:
+            await asyncio.to_thread(self.ledger.end, this, self.stopped)
         data: dict[str, Any] = {
             "mlift_version": __version__,
             "command": self.folder.command,
