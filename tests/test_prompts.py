@@ -156,7 +156,7 @@ def test_get_accepts_id_at_version_and_suggests_near_names(lib: PromptLibrary) -
 
 def test_pool_task_names_select_the_task_and_its_context_variant(lib: PromptLibrary) -> None:
     assert [t.task for t in lib.pool("instruct", ["summary"])] == ["summary", "summary_context"]
-    assert [t.task for t in lib.pool("judge")] == ["fit", "fit_line"]
+    assert [t.task for t in lib.pool("judge")] == ["fit", "fit_line", "fit_score_first"]
     with pytest.raises(UnknownNameError, match="Did you mean 'summary'"):
         lib.pool("instruct", ["sumary"])
 

@@ -33,7 +33,7 @@ def test_list_prints_a_row_per_prompt_version_with_its_hash(
 def test_list_filters_by_stage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["prompts", "list", "--stage", "judge"]) == 0
     ids = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
-    assert ids == ["judge/fit", "judge/fit", "judge/fit_line"]  # v1 and v2 of fit
+    assert ids == ["judge/fit", "judge/fit", "judge/fit_line", "judge/fit_score_first"]  # v1, v2
 
 
 def test_list_includes_prompts_from_a_user_folder(

@@ -61,7 +61,9 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--generator", metavar="NAME:MODEL", help="model writing the instructions")
     m.add_argument("--judge", metavar="NAME:MODEL", help="model scoring the pairs")
     m.add_argument("--judge-prompt", default="judge/fit",
-                   help="judge prompt id: judge/fit (JSON) or judge/fit_line (Score: n)")
+                   help="judge prompt id: judge/fit (JSON, reason first), judge/fit_score_first "
+                        "(JSON, score first: for small local models) or judge/fit_line "
+                        "(text ending in 'Score: n')")
     m.add_argument("--prompts", action="append", type=Path, default=[], metavar="DIR",
                    help="extra prompt folder (adds to or overrides the bundled pool)")
     m.add_argument("--tasks", help="comma-separated instruct tasks to draw from (default all)")

@@ -105,3 +105,23 @@ def test_a_run_with_a_structured_judge_has_no_judge_parse_failures(
         structured_run: tuple[dict[str, Any], Path]) -> None:
     data, _ = structured_run
     assert data["funnel"]["judge_parse_failures"] == 0
+
+
+def test_a_structured_judge_asked_for_the_score_first_parses_every_verdict(
+        server: RealServer, tmp_path: Path) -> None:
+    """The shipped prompt for small models: a loop in the reason comes after the score."""
+    files = []
+    for lang in ("es", "hi"):
+        lines = (ROOT / "samples" / f"{lang}.jsonl").read_text(encoding="utf-8").splitlines()
+        path = tmp_path / f"{lang}.jsonl"
+        path.write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")
+        files.append(str(path))
+    out = tmp_path / "run"
+    assert main(["run", *files, "--out", str(out), "--config", str(server.config_path),
+                 "--translator", "sim:default", "--generator", "sim:default",
+                 "--judge", spec("openai", structured=True), "--judge-prompt",
+                 "judge/fit_score_first", "--no-cache", "--concurrency", "4", "-q"]) in (0, 4)
+    funnel = json.loads((out / "run.json").read_text(encoding="utf-8"))["funnel"]
+    assert funnel["balanced"] and funnel["input"] == 4
+    assert funnel["judge_structured_output"]["through_an_enforced_schema"] == 4
+    assert funnel["judge_parse_failures"] == 0
