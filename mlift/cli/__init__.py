@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from mlift.errors import AuthError, BudgetExceeded, ConfigError, MliftError, PromptError
 
 # Sub-command modules, in the order `mlift --help` lists them.
-COMMANDS = ("run", "filter", "estimate", "requests", "baseline", "eval", "report", "export",
-            "review", "judge", "agree", "prompts", "cache", "sim")
+COMMANDS = ("run", "filter", "estimate", "requests", "batches", "baseline", "eval", "report",
+            "export", "review", "judge", "agree", "prompts", "cache", "sim")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 

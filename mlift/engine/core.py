@@ -118,6 +118,10 @@ class Engine:
     def limiter(self, target: str) -> RateLimiter:
         return self._state(target).limiter
 
+    def provider(self, target: str) -> Provider:
+        """The provider behind a spec (batch mode asks the in-process simulator its URL)."""
+        return self._state(target).provider
+
     def _state(self, target: str) -> _EndpointState:
         state = self._states.get(target)
         if state is None:

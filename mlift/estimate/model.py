@@ -25,7 +25,7 @@ endpoint (stages are pipelined across items).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,9 +151,7 @@ def stage_figures(ledger: Ledger, draws: Draws,
         cell = sums.setdefault(stage, {"requests": zero, "input": zero, "output": zero,
                                        "cost": zero})
         cell[what] = cell[what] + values
-        price = prices[target]
-        per = price.input if what == "input" else price.output if what == "output" else 0.0
-        cell["cost"] = cell["cost"] + values * per / PER_TOKENS
+        cell["cost"] = cell["cost"] + values * _rate(prices[target], what) / PER_TOKENS
     out: dict[str, StageFigures] = {}
     for stage, target in ledger.targets.items():
         cell = sums.get(stage, {"requests": zero, "input": zero, "output": zero, "cost": zero})
@@ -162,6 +160,25 @@ def stage_figures(ledger: Ledger, draws: Draws,
                                   _range(cell["output"]), _range(cell["cost"]),
                                   ledger.cached[stage])
     return out, _range(total)
+
+
+def _rate(price: Price, what: str, *, batch: bool = False) -> float:
+    """USD per 1M of ``what`` ("input", "output"; requests cost nothing by themselves)."""
+    fresh, _, _, out = price.rates(batch=batch)
+    return fresh if what == "input" else out if what == "output" else 0.0
+
+
+def batch_costs(ledger: Ledger, draws: Draws, prices: Mapping[str, Price],
+                batched: Collection[str]) -> tuple[dict[str, Range], Range]:
+    """Per-stage and total cost with the ``batched`` stages at batch prices (the others
+    online), on the same draws as :func:`stage_figures`, so the two compare draw by draw."""
+    t = totals(ledger, draws)
+    per_stage = {stage: np.zeros(draws.n) for stage in ledger.targets}
+    for (stage, target, what), values in t.items():
+        rate = _rate(prices[target], what, batch=stage in batched)
+        per_stage[stage] = per_stage[stage] + values * rate / PER_TOKENS
+    total = sum(per_stage.values(), np.zeros(draws.n))
+    return {stage: _range(v) for stage, v in per_stage.items()}, _range(total)
 
 
 def wall_time(ledger: Ledger, draws: Draws, endpoints: Mapping[str, Endpoint],
