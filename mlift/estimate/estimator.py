@@ -116,6 +116,8 @@ async def estimate(options: RunOptions, library: PromptLibrary, resolve: Resolve
                                     "output": p.output, "source": p.source},
                    "requests": s.requests.to_json(1), "cached_requests": s.cached,
                    "input_tokens": s.input_tokens.to_json(0),
+                   # of which read from the provider's prompt cache (priced lower)
+                   "cached_input_tokens": s.cached_input_tokens.to_json(0),
                    "output_tokens": s.output_tokens.to_json(0),
                    "cost_usd": s.cost_usd.to_json()}
             for name, s in stages.items()},
@@ -128,8 +130,9 @@ async def estimate(options: RunOptions, library: PromptLibrary, resolve: Resolve
         "notes": notes,
     }
     if batch is not None:
-        out["batch"] = _batch(out, ledger, batch, *batch_costs(ledger, draws, engine.prices,
-                                                               batch), used)
+        kinds = {spec: ep.kind for spec, ep in used.items()}
+        out["batch"] = _batch(out, ledger, batch,
+                              *batch_costs(ledger, draws, engine.prices, batch, kinds), used)
     return out
 
 

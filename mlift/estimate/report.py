@@ -58,6 +58,13 @@ def format_table(est: dict[str, Any]) -> str:
         pl = est["pilot"]
         lines.append(f"pilot: {pl['items']} items run for real, cost ${pl['cost_usd']:.4f} "
                      f"(already paid; those items are free in the run)")
+    cached = {name: s["cached_input_tokens"]["expected"] for name, s in est["stages"].items()
+              if s.get("cached_input_tokens", {}).get("expected")}
+    if cached:
+        lines.append("prompt cache: of the input tokens, " + ", ".join(
+            f"{name} {_tok({'expected': n})}" for name, n in cached.items())
+            + " are read from the provider's prompt cache (the repeated system prompt), "
+            "at its cached-input price")
     lines += [f"note: {n}" for n in est["notes"]]
     return "\n".join(lines)
 
