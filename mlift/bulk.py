@@ -12,6 +12,11 @@ Output is written in order and flushed as it goes, so after an interruption
 it is a prefix of the input: a re-run skips that prefix (answers finished but
 not yet written are in the cache and cost nothing). The run's manifest and
 ledger live beside the output, in ``OUT.run/``.
+
+With ``batch`` (``--batch``) the requests go out as batch jobs: a first pass
+collects every line not answered yet (writing only the prefix before the
+first of them), the batches run, and the next pass writes the rest in order;
+the journal of the batches is ``OUT.run/batches.jsonl``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Any
 
 from mlift.engine.core import Engine
 from mlift.errors import ConfigError, EndpointUnusable, InputError, ProviderError
+from mlift.pipeline.batchrun import BatchRun
+from mlift.pipeline.stages import StageEngine, StageReject
 from mlift.records import RecordBase, RequestResult, iter_json_lines, repair_torn_tail
 from mlift.runfolder import Run, RunFolder, endpoint_identity, fingerprints
 from mlift.types import Message, Request
@@ -154,7 +161,8 @@ def _identity(engine: Engine, in_path: Path, target: str,
 
 
 async def run_requests(engine: Engine, in_path: Path, out_path: Path, target: str, *,
-                       workers: int = 64, new_generation: bool = False) -> BulkSummary:
+                       workers: int = 64, new_generation: bool = False,
+                       batch: BatchRun | None = None) -> BulkSummary:
     """Run every request of ``in_path`` through ``engine``; results go to ``out_path``.
 
     The run folder (manifest, ledger, ``run.json``) sits beside the output in
@@ -179,16 +187,20 @@ async def run_requests(engine: Engine, in_path: Path, out_path: Path, target: st
         return folder
 
     folder = await asyncio.to_thread(open_folder)
+    sender: StageEngine = batch.engine if batch is not None else engine
 
     async def work(line: Line) -> tuple[RequestResult, ...]:
         if line.error is not None or line.request is None:
             return (result_record(line, line.error),)
         try:
-            outcome: object = await engine.complete(line.request)
+            outcome: object = await sender.complete(line.request)
         except EndpointUnusable:
             raise  # stops the run: every other line would fail the same way
         except ProviderError as exc:
             outcome = exc
+        except StageReject as exc:  # batch mode: the line failed in its batch for good
+            return (RequestResult(line=line.number, metadata=line.metadata,
+                                  error={"type": exc.code, "message": exc.detail}),)
         return (result_record(line, outcome),)
 
     def written(record: RecordBase) -> None:
@@ -204,8 +216,13 @@ async def run_requests(engine: Engine, in_path: Path, out_path: Path, target: st
     async with Run(folder, engine, files=(RequestResult,),
                    paths={RequestResult: out_path}) as run:
         try:
-            await run.each(read_lines(in_path, target, summary.skipped_done), work,
-                           workers=workers, ordered=True, on_emit=written)
+            if batch is None:
+                await run.each(read_lines(in_path, target, summary.skipped_done), work,
+                               workers=workers, ordered=True, on_emit=written)
+            else:  # each pass starts after the prefix written so far
+                await batch.run(run, lambda: read_lines(
+                    in_path, target, summary.skipped_done + summary.written), work,
+                    workers=workers, ordered=True, on_emit=written)
         finally:
             summary.stopped_reason = run.stopped
             summary.total_lines = summary.skipped_done + summary.written

@@ -16,6 +16,10 @@ FinishReason = Literal["stop", "length", "other"]
 ROUTE_HEADER = "X-Mlift-Prompt"
 """The request header carrying ``Request.route``: metadata for tools, never model input."""
 
+ROUTE_FIELD = "mlift_route"
+"""The batch-line field carrying ``Request.route`` (batch lines have no headers); only
+sent to the simulator (provider kind ``sim``), which alone reads it."""
+
 
 @dataclass(frozen=True, slots=True)
 class Message:

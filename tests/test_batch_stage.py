@@ -299,3 +299,89 @@ async def test_a_stage_of_60000_requests_goes_out_as_two_openai_batches(
     statuses = [await batch_client.status(b) for b in created]
     assert [(s.state, s.total) for s in statuses] == [("in_progress", 50_000),
                                                       ("in_progress", 10_000)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_request_an_earlier_run_gave_up_on_is_sent_again_when_asked_for(
+        world: Any, kind: str, tmp_path: Path) -> None:
+    # The caller turned the failure into a reject to retry: the next run asks again.
+    server, _, driver = await world(kind, SimConfig(batch_delay_s=10, batch_fail_rate=0.5,
+                                                    seed=3))
+    requests = stage_requests(kind, server, 30)
+    first = await driver().run(requests)
+    gave_up = {cid for cid, r in first.items() if r.outcome == "failed"}
+    assert gave_up
+    sent, planned = server.stats()["batch"]["lines_submitted"], len(journal_events(tmp_path))
+    again = await driver().run({cid: requests[cid] for cid in gave_up})
+    assert sorted(again) == sorted(gave_up)
+    events = journal_events(tmp_path)[planned:]
+    submitted = [set(e["custom_ids"]) for e in events if e["event"] == "submitting"]
+    retried = next(set(e["retry"]) for e in events if e["event"] == "collected")
+    # sent afresh, each with a second chance of its own, and nothing else sent
+    assert submitted[0] == gave_up and retried
+    assert server.stats()["batch"]["lines_submitted"] == sent + len(gave_up) + len(retried)
+    assert sum(r.outcome == "succeeded" for r in again.values()) > 0
+    # a request answered in an earlier run is fetched again, never sent again
+    done = next(cid for cid, r in first.items() if r.outcome == "succeeded")
+    before = server.stats()["batch"]["lines_submitted"]
+    refetched = await driver().run({done: requests[done]})
+    assert refetched[done].outcome == "succeeded"
+    assert server.stats()["batch"]["lines_submitted"] == before
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_cancel_can_name_the_batches_to_cancel(world: Any, kind: str, clock: Any,
+                                                     tmp_path: Path) -> None:
+    server, batch_client, driver = await world(
+        kind, SimConfig(batch_validate_s=0, batch_delay_s=100), limits=Limits(5, 10**8))
+    requests = stage_requests(kind, server, 10)  # two batches of five
+    waiting, go = asyncio.Event(), asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+        waiting.set()
+        await go.wait()
+
+    task = asyncio.create_task(driver(sleep=sleep).run(requests))
+    await waiting.wait()
+    ids = [e["batch_id"] for e in journal_events(tmp_path) if e["event"] == "created"]
+    assert len(ids) == 2
+    statuses = await driver().cancel(only={ids[1]})
+    assert [s.batch_id for s in statuses] == [ids[1]]
+    assert (await batch_client.status(ids[0])).state == "in_progress"
+    task.cancel()
+    go.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_the_journal_keeps_each_batchs_final_counts(world: Any, kind: str,
+                                                          tmp_path: Path) -> None:
+    server, _, driver = await world(kind, SimConfig(batch_delay_s=10, batch_fail_rate=0.3,
+                                                    seed=5))
+    await driver(max_attempts=1).run(stage_requests(kind, server, 20))
+    [chunk] = BatchJournal(tmp_path).load_sync()
+    assert chunk.ended and chunk.total == 20
+    assert chunk.done + chunk.failed == 20 and 0 < chunk.failed < 20
+    assert chunk.done == server.stats()["batch"]["results"]["succeeded"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_batchs_answers_are_booked_and_made_durable_before_they_are_handed_over(
+        world: Any, kind: str) -> None:
+    server, _, driver = await world(kind)
+    requests = stage_requests(kind, server, 6)
+    accounting = Accounting()
+    seen: list[str] = []
+
+    async def booked() -> None:
+        # every answer is in the accounting, none handed over yet
+        assert accounting.snapshot()["totals"]["successes"] == 6
+        seen.append("booked")
+
+    async def on_result(line: LineResult) -> None:
+        seen.append("handed")
+
+    await driver(accounting=accounting, on_booked=booked).run(requests, on_result=on_result)
+    assert seen == ["booked"] + ["handed"] * 6

@@ -376,3 +376,55 @@ def test_a_pilot_s_counts_update_the_prior_beta() -> None:
     assert many.high - many.low < 0.15 < few.high - few.low
     # No re-ask among 2 verdicts stays near the prior's 3 %.
     assert rate_factor(0, 2, "re-asks", prior_factors(4)["reask"]).value < 0.03
+
+
+def test_a_judge_prompt_long_enough_for_the_prompt_cache_is_priced_as_the_run_pays(
+        mixed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        world: Callable[..., list[str]]) -> None:
+    # A system prompt past OpenAI's 1,024-token caching threshold: every judge call
+    # after the first reads it from the provider's prompt cache at the cached price.
+    extra = " Weigh every requirement of the instruction on its own before you decide." * 90
+    folder = _prompt_folder(tmp_path, "judge/fit",
+                            lambda t: t.replace("Reply with a single JSON object",
+                                                extra + "\n\nReply with a single JSON object"))
+    flags = [mixed, *world(bad_verdict_rate=0.0), "--prompts", folder, "--cache-dir",
+             tmp_path / "cache"]
+    est = _estimate(capsys, *flags)
+    run = _run(capsys, tmp_path / "run", *flags)
+    judged = est["stages"]["judge"]
+    assert run["stages"]["judge"]["cached_input_tokens"] > 0  # the simulator cached it
+    assert judged["input_tokens"]["expected"] == pytest.approx(
+        run["stages"]["judge"]["input_tokens"], rel=0.03)  # predicted instructions
+    assert judged["cached_input_tokens"]["expected"] == pytest.approx(
+        run["stages"]["judge"]["cached_input_tokens"], rel=0.10)
+    # ... and priced lower than fresh input (the answer-length priors are another matter).
+    price = judged["price_per_1m"]
+    all_fresh = (judged["input_tokens"]["expected"] * price["input"]
+                 + judged["output_tokens"]["expected"] * price["output"]) / 1e6
+    saved = judged["cached_input_tokens"]["expected"] * price["input"] / 1e6
+    assert judged["cost_usd"]["expected"] < all_fresh - 0.5 * saved
+    # The other stages' prompts are too short to be cached, in both.
+    assert est["stages"]["to_en"]["cached_input_tokens"]["expected"] == 0
+    assert run["stages"]["to_en"]["cached_input_tokens"] == 0
+
+
+def test_an_anthropic_batch_reads_no_cache_so_its_cached_share_is_priced_as_writes() -> None:
+    from mlift.estimate.ledger import Term
+    from mlift.estimate.model import batch_costs
+
+    table = PriceTable.load()
+    price = table.lookup("anthropic", "claude-3-5-haiku-latest")
+    ledger = Ledger()
+    ledger.targets["judge"] = "anthropic:claude-3-5-haiku-latest"
+    ledger.terms[("judge", "anthropic:claude-3-5-haiku-latest", "cached_input", ())] = \
+        Term(1_000_000.0, 1.0)
+    draws = sample(prior_factors(4), {})
+    prices = {"anthropic:claude-3-5-haiku-latest": price}
+    online, _ = stage_figures(ledger, draws, prices)
+    _, read, _, _ = price.rates()
+    _, _, batch_write, _ = price.rates(batch=True)
+    assert online["judge"].cost_usd.expected == pytest.approx(read)
+    batched, _ = batch_costs(ledger, draws, prices, {"judge"},
+                             {"anthropic:claude-3-5-haiku-latest": "anthropic"})
+    assert batched["judge"].expected == pytest.approx(batch_write)
+    assert batch_write > read  # a cold batch costs more than reading a warm cache online

@@ -12,7 +12,8 @@ exported the same way.
 The run folder, resume and accounting are ``mlift run``'s
 (:mod:`mlift.runfolder`): a re-run skips ids already in ``dataset.jsonl`` or
 ``rejects.jsonl`` and retries items whose calls failed at the provider (the
-cache makes half-finished items free).
+cache makes half-finished items free). With ``batch``, the calls go out as
+batch jobs between passes over the input (:mod:`mlift.pipeline.batchrun`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from mlift.engine.core import Engine
 from mlift.errors import ConfigError, InputError
 from mlift.langs import Language, get_language
 from mlift.pipeline import validate
+from mlift.pipeline.batchrun import BatchRun
 from mlift.pipeline.runner import input_reject, stage_reject
 from mlift.pipeline.sources import Record, read_records
 from mlift.pipeline.stages import (
     BACK_BUDGET,
+    StageEngine,
     StageReject,
     Trace,
     call_model,
@@ -95,10 +98,13 @@ class TranslateBaseline:
     """One translation-baseline run over ``options.inputs`` into ``options.out_dir``."""
 
     def __init__(self, options: TranslateOptions, engine: Engine,
-                 library: PromptLibrary) -> None:
+                 library: PromptLibrary, *, batch: BatchRun | None = None) -> None:
         self.o = options
         self.lang = target_language(options.lang)
         self.engine = engine
+        self.batch = batch
+        self._stage_engine: StageEngine = batch.engine if batch is not None else engine
+        self._finished_here: set[str] = set()  # by this invocation's passes (batch mode)
         self.instruction_prompt = library.get(INSTRUCTION_PROMPT)
         self.response_prompt = library.get(RESPONSE_PROMPT)
         self._identify = _identifier(self.lang) if options.lang_id else None
@@ -125,6 +131,7 @@ class TranslateBaseline:
 
     def _items(self, done: Finished) -> Iterator[_Item | Reject]:
         f = self.o.fields
+        self.report.inputs = self.report.skipped_done = 0  # counted afresh by every pass
         for path in self.o.inputs:
             for item in read_records(path, fmt=self.o.fmt, text_field=f.response, id_field=f.id,
                                      lang_field=f.lang, context_fields=(f.instruction,),
@@ -134,7 +141,7 @@ class TranslateBaseline:
                        else self._item(item))
                 item_id = out.id if isinstance(out, Reject) else out.record.id
                 if done.done(item_id):
-                    self.report.skipped_done += 1
+                    self.report.skipped_done += item_id not in self._finished_here
                     continue
                 yield out
 
@@ -187,7 +194,8 @@ class TranslateBaseline:
         model = self.engine.endpoint(target).model
         messages = render(template, {"text": text, "target_lang": lang.code,
                                      "target_name": lang.name})
-        done = await call_model(self.engine, stage, target, template, messages, item_id, trace,
+        done = await call_model(self._stage_engine, stage, target, template, messages,
+                                item_id, trace,
                                 max_tokens=translation_budget(template, text, model,
                                                               BACK_BUDGET))
         out = done.text.strip()
@@ -220,7 +228,12 @@ class TranslateBaseline:
                        finished=finished) as run:
             self.run_state = run
             try:
-                await run.each(self._items(run.finished), self._work, workers=self.o.workers)
+                if self.batch is None:
+                    await run.each(self._items(run.finished), self._work,
+                                   workers=self.o.workers)
+                else:
+                    await self.batch.run(run, lambda: self._items(run.finished), self._work,
+                                         workers=self.o.workers, on_emit=self._finished_by_me)
             finally:
                 r.stopped = run.stopped
                 r.cost_usd, r.run_cost_usd = run.cost()
@@ -229,6 +242,10 @@ class TranslateBaseline:
                                   prompts={p.name: p.ref for p in (self.instruction_prompt,
                                                                    self.response_prompt)})
         return r
+
+    def _finished_by_me(self, record: RecordBase) -> None:
+        if isinstance(record, DatasetRow | Reject):
+            self._finished_here.add(record.id)
 
     def _config(self) -> dict[str, Any]:
         f = self.o.fields

@@ -56,7 +56,8 @@ def line_id(request: Request, endpoint: Endpoint) -> str:
 
 def batch_client(endpoint: Endpoint) -> BatchClient:
     """The batch client for an endpoint's kind (``openai``, ``anthropic``; ``sim`` speaks
-    OpenAI's dialect at ``base_url`` + ``/v1``, so it needs a running simulator's URL)."""
+    OpenAI's dialect at ``base_url`` + ``/v1``, so it needs a running simulator's URL, and
+    its lines carry their prompt's route for the simulator to answer as it does online)."""
     if endpoint.kind == "openai":
         from mlift.batch.openai import OpenAIBatchClient
 
@@ -74,8 +75,10 @@ def batch_client(endpoint: Endpoint) -> BatchClient:
         if not endpoint.base_url:
             raise ConfigError(f"{endpoint.spec}: batch mode on the simulator needs its URL "
                               "(start one with `mlift sim serve` and set base_url)")
+        # As the online sim provider: the simulator enforces schemas unless told not to.
         return OpenAIBatchClient(dataclasses.replace(
             endpoint, base_url=endpoint.base_url.rstrip("/") + "/v1",
-            api_key=endpoint.api_key or NO_KEY))
+            api_key=endpoint.api_key or NO_KEY,
+            structured_outputs=endpoint.structured_outputs is not False), route_lines=True)
     raise ConfigError(f"{endpoint.spec}: provider kind {endpoint.kind!r} has no batch API "
                       "in mlift (batches work with kinds openai and anthropic)")

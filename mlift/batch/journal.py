@@ -11,7 +11,7 @@ paying for them twice. Events, per ``chunk`` (one planned batch)::
     created     batch_id, at, adopted                         (the provider accepted it;
                                                               adopted: found after a crash)
     state       state, done, failed, total, at                (a change seen while polling)
-    ended       state, at, detail
+    ended       state, done, failed, total, at, detail
     collected   succeeded, retry (ids worth resending), final (ids that failed for good), at
     abandoned   reason        (a crash hit before the batch was created: nothing to poll)
     rejected    error         (the provider refused the batch outright)
@@ -62,7 +62,7 @@ class ChunkRecord:
     collected: bool = False
     succeeded: int = 0
     retry: set[str] = field(default_factory=set)     # sent back to be sent again
-    final: list[str] = field(default_factory=list)   # failed for good
+    final: set[str] = field(default_factory=set)     # failed for good
     members: frozenset[str] = field(init=False, repr=False)
     abandoned: bool = False
     rejected: str | None = None
@@ -95,10 +95,12 @@ class ChunkRecord:
         elif kind == "ended":
             self.state, self.ended = event["state"], True
             self.ended_at, self.detail = event.get("at"), event.get("detail")
+            self.done, self.failed = event.get("done", self.done), event.get("failed", self.failed)
+            self.total = event.get("total", self.total)
         elif kind == "collected":
             self.collected = True
             self.succeeded = event.get("succeeded", 0)
-            self.retry, self.final = set(event.get("retry", [])), list(event.get("final", []))
+            self.retry, self.final = set(event.get("retry", [])), set(event.get("final", []))
         elif kind == "abandoned":
             self.abandoned, self.state = True, "abandoned"
         elif kind == "rejected":

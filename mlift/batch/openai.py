@@ -8,6 +8,12 @@ online provider's own parser, so a batch answer and an online one become the
 same ``Completion``. Per-line errors are classified by their HTTP status
 through the same ``errormap`` as online errors.
 
+For the simulator (``route_lines``, set by ``batch_client`` for the ``sim``
+kind only) each line also carries the request's route in ``mlift_route``
+(``mlift.types.ROUTE_FIELD``), which the simulator reads where an online
+request has its ``X-Mlift-Prompt`` header; a line for a real endpoint never
+gets it.
+
 Every batch carries ``metadata.mlift_tag`` (the journal's chunk id), which is
 how ``find`` recognises a batch created just before a crash.
 """
@@ -28,7 +34,7 @@ from mlift.providers.base import DEFAULT_TIMEOUT_S, Endpoint
 from mlift.providers.errormap import from_status, missing_key
 from mlift.providers.openai import DEFAULT_BASE_URL, map_error
 from mlift.providers.usage import LocalUsage
-from mlift.types import Request
+from mlift.types import ROUTE_FIELD, Request
 
 URL: Final = "/v1/chat/completions"
 LIMITS = Limits(max_requests=50_000, max_bytes=200 * 1024 * 1024)
@@ -48,10 +54,11 @@ class OpenAIBatchClient:
     framing = Framing(overhead=0, separator=0)  # JSONL: each line carries its newline
 
     def __init__(self, endpoint: Endpoint, *, limits: Limits = LIMITS,
-                 timeout: float = DEFAULT_TIMEOUT_S) -> None:
+                 timeout: float = DEFAULT_TIMEOUT_S, route_lines: bool = False) -> None:
         if not endpoint.api_key:
             raise missing_key(endpoint)
         self.endpoint, self.limits = endpoint, limits
+        self._route_lines = route_lines
         # The online providers' wire module builds the bodies and parses the answers.
         self._structured = openai_wire.structured(endpoint)
         self._local = LocalUsage(endpoint)
@@ -64,8 +71,11 @@ class OpenAIBatchClient:
 
     def encode(self, custom_id: str, request: Request) -> bytes:
         body = openai_wire.body(request, self.endpoint, enforce_schema=self._structured)
-        return _dumps({"custom_id": custom_id, "method": "POST", "url": URL,
-                       "body": body}) + b"\n"
+        line: dict[str, Any] = {"custom_id": custom_id, "method": "POST", "url": URL,
+                                "body": body}
+        if self._route_lines and request.route:
+            line[ROUTE_FIELD] = request.route
+        return _dumps(line) + b"\n"
 
     async def submit(self, units: Sequence[bytes], tag: str, on_step: OnStep) -> str:
         data = b"".join(units)

@@ -21,7 +21,14 @@ custom_id and returns every one's ``LineResult``::
    online provider's parser, priced at batch rates; errors are mapped as
    online errors are. A request that failed transiently or expired is sent
    again, up to ``max_attempts`` batches in all; one that failed for good (a
-   4xx) or was cancelled is not.
+   4xx) or was cancelled is not — within this ``run``. A request that an
+   earlier ``run`` gave up on and the caller asks for again is sent afresh:
+   the caller made that failure the item's reject, to be retried on the next
+   run as online provider failures are.
+
+A collected batch's answers are booked in the accounting all at once and,
+before any is handed to ``on_result``, ``on_booked`` lets the caller make the
+booking durable (batch mode checkpoints the run's ledger there).
 
 Only a request's latest batch speaks for it. Control calls (upload, create,
 poll, download) are retried by the engine's ``RetryPolicy`` on the injected
@@ -34,7 +41,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TypeVar
@@ -89,6 +96,7 @@ class BatchView:
     done: int
     failed: int
     waited_s: float
+    ended: bool = False
 
 
 class StageBatches:
@@ -99,7 +107,8 @@ class StageBatches:
                  accounting: Accounting | None = None, poll: PollPolicy | None = None,
                  retry: RetryPolicy | None = None, max_attempts: int = 2,
                  sleep: Sleep = asyncio.sleep, clock: Callable[[], float] = time.time,
-                 on_progress: Callable[[list[BatchView]], None] | None = None) -> None:
+                 on_progress: Callable[[list[BatchView]], None] | None = None,
+                 on_booked: Callable[[], Awaitable[None]] | None = None) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.client, self.journal, self.stage = client, journal, stage
@@ -109,9 +118,11 @@ class StageBatches:
         self._retry = retry or RetryPolicy()
         self._max_attempts = max_attempts
         self._sleep, self._clock, self._on_progress = sleep, clock, on_progress
+        self._on_booked = on_booked
         self._chunks: list[ChunkRecord] = []
         self._status: dict[str, Status] = {}
         self._reserved: dict[str, float] = {}
+        self._rejected_before: set[str] = set()  # chunks refused before this ``run``
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -120,6 +131,7 @@ class StageBatches:
         """Every request's result, resuming whatever the journal says is under way."""
         self._chunks = [c for c in await self.journal.load()
                         if c.stage == self.stage and c.target == self.target]
+        self._rejected_before = {c.chunk for c in self._chunks if c.rejected}
         for chunk in self._chunks:
             if chunk.open:  # a batch from an earlier run, paid for there but not yet booked
                 self._reserve(chunk, [requests[c] for c in chunk.custom_ids if c in requests],
@@ -138,7 +150,7 @@ class StageBatches:
                     collected.add(chunk.chunk)
             latest = self._latest(requests, final)
             todo = [cid for cid in requests if cid not in final and (
-                cid not in latest or (latest[cid].collected and cid in latest[cid].retry))]
+                cid not in latest or self._given_back(latest[cid], cid))]
             if todo:
                 await self._submit(todo, requests, final, on_result)
                 interval = self._poll.first_s
@@ -164,16 +176,28 @@ class StageBatches:
                     latest[cid] = chunk
         return latest
 
-    @staticmethod
-    def _speaks_for(chunk: ChunkRecord, latest: Mapping[str, ChunkRecord]) -> list[str]:
-        """The requests ``chunk`` holds the latest word on, short of those it already sent
-        back to be retried (a collected chunk's successes can be fetched again)."""
+    def _given_back(self, chunk: ChunkRecord, custom_id: str) -> bool:
+        """``chunk`` handed the request back: to be retried, or failed for good in an
+        earlier ``run`` (a failure this ``run`` saw is in its results already)."""
+        if chunk.rejected:
+            return chunk.chunk in self._rejected_before
+        return chunk.collected and (custom_id in chunk.retry or custom_id in chunk.final)
+
+    def _speaks_for(self, chunk: ChunkRecord, latest: Mapping[str, ChunkRecord]) -> list[str]:
+        """The requests ``chunk`` holds the latest word on, short of those it handed back
+        (a collected chunk's successes can be fetched again)."""
         return [cid for cid in chunk.custom_ids if latest.get(cid) is chunk
-                and not (chunk.collected and cid in chunk.retry)]
+                and not self._given_back(chunk, cid)]
 
     def _attempts(self, custom_id: str) -> int:
-        return sum(custom_id in c.members for c in self._chunks
-                   if not c.abandoned and not c.rejected)
+        """Batches that carried the request since it last failed for good."""
+        count = 0
+        for chunk in self._chunks:
+            if chunk.collected and custom_id in chunk.final:
+                count = 0
+            elif custom_id in chunk.members and not (chunk.abandoned or chunk.rejected):
+                count += 1
+        return count
 
     async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         async for attempt in self._retry.retrying(self._sleep):
@@ -293,7 +317,9 @@ class StageBatches:
             self._status[chunk.chunk] = status
             if status.ended:
                 await self._record(chunk, {"event": "ended", "state": status.state,
-                                           "at": self._clock(), "detail": status.detail})
+                                           "done": status.done, "failed": status.failed,
+                                           "total": status.total, "at": self._clock(),
+                                           "detail": status.detail})
             elif status.state != chunk.state:
                 await self._record(chunk, {"event": "state", "state": status.state,
                                            "done": status.done, "failed": status.failed,
@@ -307,7 +333,8 @@ class StageBatches:
         """Every batch of this stage, for the progress display."""
         now = self._clock()
         return [BatchView(c.chunk, c.batch_id, c.state, c.total or len(c.custom_ids), c.done,
-                          c.failed, (c.ended_at or now) - c.submitted_at)
+                          c.failed, (c.ended_at or now) - c.submitted_at,
+                          c.ended or c.rejected is not None)
                 for c in self._chunks if not c.abandoned]
 
     # ---- collecting -----------------------------------------------------------------------
@@ -340,6 +367,7 @@ class StageBatches:
                                        "reason": f"batch {batch_id} holds other requests"})
             return
         retry, failed, succeeded = [], [], 0
+        handed: list[LineResult] = []
         latency = self._clock() - chunk.submitted_at
         for cid in mine:
             line = by_id.get(cid)
@@ -359,10 +387,21 @@ class StageBatches:
             succeeded += line.outcome == "succeeded"
             if line.outcome != "succeeded":
                 failed.append(cid)
-            await self._finish(line, requests, final, on_result, latency=latency)
+            await self._finish(line, requests, final, None, latency=latency)
+            handed.append(final[cid])
+        # Booked, then made durable by the caller, then handed over: a crash while handing
+        # over (the caller caches answers, so the next run asks only for the rest) can
+        # count an answer twice but never lose what it cost.
+        if self._on_booked is not None:
+            await self._on_booked()
+        if on_result is not None:
+            for done in handed:
+                await on_result(done)
         self._settle(chunk, [final[c] for c in mine if c in final])
-        # A chunk collected again after a crash keeps the retries it already asked for.
-        retry = sorted({*chunk.retry, *retry}) if chunk.collected else retry
+        # A chunk collected again (after a crash, or for answers the cache lost) keeps the
+        # requests it already handed back.
+        if chunk.collected:
+            retry, failed = sorted({*chunk.retry, *retry}), sorted({*chunk.final, *failed})
         await self._record(chunk, {"event": "collected", "succeeded": succeeded,
                                    "retry": retry, "final": failed, "at": self._clock()})
 
@@ -409,11 +448,20 @@ class StageBatches:
         actual = sum(line.completion.cost_usd for line in lines if line.completion)
         self._budget.settle(self._reserved.pop(chunk.chunk, 0.0), actual)
 
+    async def refresh(self) -> list[ChunkRecord]:
+        """Poll every open batch of this stage once (for ``mlift batches``); state changes
+        go to the journal. Batches in doubt are left alone: a run may be creating them."""
+        self._chunks = [c for c in await self.journal.load()
+                        if c.stage == self.stage and c.target == self.target]
+        await self._poll_once([c for c in self._chunks if c.open])
+        return self._chunks
+
     # ---- cancelling -----------------------------------------------------------------------
 
-    async def cancel(self) -> list[Status]:
-        """Ask the provider to cancel every open batch of this stage (explicit, never
-        automatic); their finished lines are still collected by the next ``run``."""
+    async def cancel(self, only: Collection[str] | None = None) -> list[Status]:
+        """Ask the provider to cancel every open batch of this stage, or those of them
+        whose batch id is in ``only`` (explicit, never automatic); their finished lines
+        are still collected by the next ``run``."""
         chunks = [c for c in await self.journal.load()
                   if c.stage == self.stage and c.target == self.target]
         self._chunks = chunks
@@ -421,6 +469,8 @@ class StageBatches:
         for chunk in chunks:
             if chunk.in_doubt:
                 await self._resolve(chunk)
+            if only is not None and chunk.batch_id not in only:
+                continue
             if chunk.open and chunk.batch_id is not None:
                 await self._record(chunk, {"event": "cancel", "at": self._clock()})
                 out.append(await self._call(partial(self.client.cancel, chunk.batch_id)))

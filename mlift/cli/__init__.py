@@ -26,8 +26,8 @@ from mlift.errors import (
 )
 
 # Sub-command modules, in the order `mlift --help` lists them.
-COMMANDS = ("run", "filter", "estimate", "requests", "baseline", "eval", "report", "export",
-            "review", "judge", "agree", "prompts", "cache", "sim")
+COMMANDS = ("run", "filter", "estimate", "requests", "batches", "baseline", "eval", "report",
+            "export", "review", "judge", "agree", "prompts", "cache", "sim")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_ENDPOINT = 5

@@ -22,6 +22,7 @@ from mlift.baselines.translate import (
     TranslateOptions,
     target_language,
 )
+from mlift.cli.batches import add_batch_args, batch_from_args, warn_open_batches
 from mlift.cli.common import (
     EngineFactory,
     Progress,
@@ -33,6 +34,7 @@ from mlift.errors import ConfigError
 from mlift.prompts import PromptLibrary, load_prompts
 
 DEFAULT_PROVIDER = "sim:default"
+TRANSLATE_STAGES = ("translate_instruction", "translate_response")
 
 TRANSLATE_EPILOG = """\
 examples:
@@ -99,6 +101,7 @@ def _register_translate(kinds: argparse._SubParsersAction[argparse.ArgumentParse
                    help="skip the language-ID check on Latin-script targets")
     add_folder_args(t)
     add_engine_args(t)
+    add_batch_args(t, TRANSLATE_STAGES)
     t.set_defaults(handler=handle_translate)
 
 
@@ -151,6 +154,8 @@ def handle_translate(args: argparse.Namespace) -> int:
                                lang_id=not args.no_lang_id, workers=args.concurrency or 64,
                                new_generation=args.new_generation)
     library = load_prompts()
+    if args.batch is None:
+        warn_open_batches(options.out_dir, "baseline translate")
     return asyncio.run(_translate(args, options, library))
 
 
@@ -163,12 +168,15 @@ async def _translate(args: argparse.Namespace, options: TranslateOptions,
             print(f"mlift baseline translate: no --translator given: using the built-in "
                   f"simulator ({DEFAULT_PROVIDER}); its answers are marked [sim]",
                   file=sys.stderr)
-        baseline = TranslateBaseline(options, engine, library)
+        batch = batch_from_args(args, engine, TRANSLATE_STAGES,
+                                [(stage, options.translator) for stage in TRANSLATE_STAGES])
+        baseline = TranslateBaseline(options, engine, library, batch=batch)
 
         def counts() -> tuple[int | None, int | None]:
             return baseline.report.skipped_done + baseline.emitted, None
 
-        async with Progress(engine, quiet=args.quiet, counts=counts):
+        async with Progress(engine, quiet=args.quiet, counts=counts,
+                            extra=batch.progress if batch else None):
             report = await baseline.run()
     print_summary("baseline translate", report, options.out_dir, args.max_cost)
     if report.stopped:

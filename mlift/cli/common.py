@@ -167,11 +167,15 @@ class Progress:
 
     def __init__(self, engine: Engine, *, quiet: bool = False,
                  counts: Callable[[], tuple[int | None, int | None]] | None = None,
+                 extra: Callable[[], str] | None = None,
                  stream: TextIO | None = None) -> None:
+        """``extra`` adds a part of its own to the line (batch mode: passes and batches:
+        each stage's batches by state, lines done, the expected wait)."""
         # sys.stderr looked up now, not at import: tests and redirections swap it.
         stream = stream or sys.stderr
         self._engine, self._quiet, self._stream = engine, quiet, stream
         self._counts = counts or (lambda: (None, None))
+        self._extra = extra
         self._tty = stream.isatty()
         self._start = time.monotonic()
         self._task: asyncio.Task[None] | None = None
@@ -188,7 +192,8 @@ class Progress:
             order = {name: i for i, name in enumerate(STAGE_ORDER)}
             names = sorted(stages, key=lambda n: (order.get(n, len(order)), n))
             text += " · " + " ".join(f"{name} {stages[name]['requests']:,}" for name in names)
-        return text
+        extra = self._extra() if self._extra is not None else ""
+        return f"{text} · {extra}" if extra else text
 
     async def _tick(self) -> None:
         period = 1.0 if self._tty else 10.0

@@ -3,7 +3,10 @@
 Takes the same flags and config as ``mlift run``. Input tokens are counted
 with each model's own tokenizer where one is available; answer lengths and
 the judge's pass rate are priors unless ``--pilot N`` runs N items for real
-(through the cache, so the real run does not pay for them twice).
+(through the cache, so the real run does not pay for them twice). With
+``--batch [STAGE,…]`` the cost of those stages at batch prices is shown next
+to the online cost, with the time the rounds of batches may take (the pilot
+still runs online).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from mlift.cli.batches import add_batch_args, batch_stages
 from mlift.cli.common import EngineFactory, add_engine_args
-from mlift.cli.run import add_pipeline_args, options_from_args
+from mlift.cli.run import PIPELINE_STAGES, add_pipeline_args, options_from_args
 from mlift.config import load_config, resolve_endpoint
 from mlift.engine.cache import ResponseCache, default_cache_dir
 from mlift.errors import ConfigError
@@ -52,6 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_pipeline_args(p)
     add_engine_args(p)
+    add_batch_args(p, PIPELINE_STAGES, poll=False)
     e = p.add_argument_group("estimate")
     e.add_argument("--json", action="store_true", help="print the estimate as JSON")
     e.add_argument("--out", type=Path, metavar="DIR", help="the run folder `mlift run` will "
@@ -90,7 +95,8 @@ def handle(args: argparse.Namespace) -> int:
     if args.pilot and args.no_cache:
         raise ConfigError("--pilot needs the response cache (the pilot's answers are what "
                           "make its items free in the real run); drop --no-cache")
-    result = asyncio.run(_estimate(args, options, library))
+    batch = batch_stages(args, PIPELINE_STAGES)
+    result = asyncio.run(_estimate(args, options, library, batch))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / ESTIMATE_FILE).write_text(json.dumps(result, indent=2) + "\n",
@@ -109,8 +115,8 @@ def _finished(out: Path | None) -> Finished | None:
     return finished
 
 
-async def _estimate(args: argparse.Namespace, options: RunOptions,
-                    library: PromptLibrary) -> dict[str, Any]:
+async def _estimate(args: argparse.Namespace, options: RunOptions, library: PromptLibrary,
+                    batch: frozenset[str] | None) -> dict[str, Any]:
     resolve = resolver(args)
     finished = _finished(args.out)
     pilot = factors = latency = None
@@ -124,7 +130,7 @@ async def _estimate(args: argparse.Namespace, options: RunOptions,
     try:
         return await estimate(options, library, resolve, cache, price_table=PriceTable.load(),
                               factors=factors, latency_s=latency, pilot=pilot,
-                              finished=finished)
+                              finished=finished, batch=batch)
     finally:
         if cache is not None:
             await cache.aclose()

@@ -8,10 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-from mlift.bulk import BulkSummary, run_requests
+from mlift.bulk import BulkSummary, run_requests, state_dir
+from mlift.cli.batches import add_batch_args, batch_from_args, warn_open_batches
 from mlift.cli.common import EngineFactory, Progress, add_engine_args, add_folder_args
 from mlift.errors import ConfigError
 
+STAGES = ("requests",)
 EXAMPLE = """\
 each input line is an OpenAI Chat Completions body, e.g.
   {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 50, "metadata": {"k": 1}}
@@ -31,6 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="also write the run's accounting (tokens, cost, latency, retries) here")
     add_folder_args(p)
     add_engine_args(p)
+    add_batch_args(p, STAGES)
     p.set_defaults(handler=handle)
 
 
@@ -39,6 +42,8 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError(f"input file {args.input} does not exist")
     if args.input.resolve() == args.out.resolve():
         raise ConfigError("--out must differ from the input file")
+    if args.batch is None:
+        warn_open_batches(state_dir(args.out), "requests")
     return asyncio.run(_run(args))
 
 
@@ -47,11 +52,13 @@ async def _run(args: argparse.Namespace) -> int:
     async with factory.engine() as engine:
         summary = BulkSummary()
         engine.endpoint(args.provider)  # validate and warm up before the clock starts
-        async with Progress(engine, quiet=args.quiet) as progress:
+        batch = batch_from_args(args, engine, STAGES, [("requests", args.provider)])
+        async with Progress(engine, quiet=args.quiet,
+                            extra=batch.progress if batch else None) as progress:
             try:
                 summary = await run_requests(engine, args.input, args.out, args.provider,
                                              workers=args.concurrency or 64,
-                                             new_generation=args.new_generation)
+                                             new_generation=args.new_generation, batch=batch)
             finally:
                 snapshot = engine.accounting.snapshot()
                 if args.stats_json:

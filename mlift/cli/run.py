@@ -7,6 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from mlift.cli.batches import add_batch_args, batch_from_args, warn_open_batches
 from mlift.cli.common import (
     EngineFactory,
     Progress,
@@ -23,6 +24,7 @@ from mlift.pipeline.stages import Models
 from mlift.prompts import load_prompts
 
 DEFAULT_PROVIDER = "sim:default"
+PIPELINE_STAGES = ("to_en", "to_en_context", "instruct", "judge", "back")
 
 EPILOG = """\
 examples:
@@ -84,6 +86,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_pipeline_args(p)
     add_folder_args(p)
     add_engine_args(p)
+    add_batch_args(p, PIPELINE_STAGES)
     p.set_defaults(handler=handle)
 
 
@@ -154,6 +157,8 @@ def handle(args: argparse.Namespace) -> int:
     library.get(options.judge_prompt)
     if options.tasks:
         library.pool("instruct", options.tasks)
+    if args.batch is None:
+        warn_open_batches(options.out_dir, "run")
     return asyncio.run(_run(args, options, library))
 
 
@@ -162,10 +167,14 @@ async def _run(args: argparse.Namespace, options: RunOptions, library: object) -
     async with factory.engine() as engine:
         for spec in {options.models.translator, options.models.generator, options.models.judge}:
             engine.endpoint(spec)
+        m = options.models
+        batch = batch_from_args(args, engine, PIPELINE_STAGES, [
+            ("to_en", m.translator), ("to_en_context", m.translator),
+            ("instruct", m.generator), ("judge", m.judge), ("back", m.translator)])
         if not args.provider and not (args.translator or args.generator or args.judge):
             print(f"mlift run: no --provider given: using the built-in simulator "
                   f"({DEFAULT_PROVIDER}); its answers are marked [sim]", file=sys.stderr)
-        pipeline = Pipeline(options, engine, library)  # type: ignore[arg-type]
+        pipeline = Pipeline(options, engine, library, batch=batch)  # type: ignore[arg-type]
         await pipeline.prepare()  # a folder made otherwise is refused before any output
         report = pipeline.report
 
@@ -174,7 +183,8 @@ async def _run(args: argparse.Namespace, options: RunOptions, library: object) -
         def counts() -> tuple[int | None, int | None]:
             return pipeline.report.skipped_done + pipeline.emitted, total
 
-        async with Progress(engine, quiet=args.quiet, counts=counts):
+        async with Progress(engine, quiet=args.quiet, counts=counts,
+                            extra=batch.progress if batch else None):
             report = await pipeline.run()
     print_summary("run", report, options.out_dir, args.max_cost)
     if report.stopped:

@@ -197,6 +197,11 @@ class Engine:
     def limiter(self, target: str) -> RateLimiter:
         return self._target(target).primary.limiter
 
+    def provider(self, target: str) -> Provider:
+        """The provider behind a spec (batch mode asks the in-process simulator its URL);
+        for several endpoints, the first's."""
+        return self._target(target).primary.provider
+
     def limits(self) -> dict[str, dict[str, object]]:
         """What each endpoint's limiter has learned (for stats and messages)."""
         seen: dict[str, dict[str, object]] = {}

@@ -11,7 +11,9 @@ describing them); anything that escapes it is a bug or a deliberate stop and
 cancels the whole group. ``stop()`` ends the run cleanly: nothing new is
 started, what is in flight finishes, and results from ``NOT_DONE`` onwards are
 not emitted (in ordered mode nothing after the first gap, so the output stays
-a prefix of the input and a re-run resumes after it).
+a prefix of the input and a re-run resumes after it). ``DEFERRED`` is the
+same gap without the stop: batch mode's passes over the input put an item
+off until its answers have come back.
 """
 
 from __future__ import annotations
@@ -34,8 +36,19 @@ NOT_DONE: Final = _NotDone()
 """Returned by a work function for an item it did not finish (the run is stopping)."""
 
 
+class _Deferred:
+    def __repr__(self) -> str:
+        return "DEFERRED"
+
+
+DEFERRED: Final = _Deferred()
+"""Returned by a work function for an item put off to a later pass over the input (batch
+mode: an answer is still to come). Nothing is emitted for it — in ordered mode nothing
+after it either, so the output stays a prefix of the input — but the run goes on."""
+
+
 class Scheduler(Generic[T, R]):
-    def __init__(self, work: Callable[[T], Awaitable[R | _NotDone]],
+    def __init__(self, work: Callable[[T], Awaitable[R | _NotDone | _Deferred]],
                  emit: Callable[[int, T, R], Any], *, workers: int = 64,
                  window: int | None = None, ordered: bool = False) -> None:
         self._work, self._emit = work, emit
@@ -48,6 +61,7 @@ class Scheduler(Generic[T, R]):
         self._next_emit = 0
         self.started = 0
         self.emitted = 0
+        self.deferred = 0
 
     def stop(self) -> None:
         """Start nothing new; let in-flight items finish."""
@@ -100,13 +114,16 @@ class Scheduler(Generic[T, R]):
             result = NOT_DONE if self._stopping else await self._work(item)
             await self._done(index, item, result)
 
-    async def _done(self, index: int, item: T, result: R | _NotDone) -> None:
+    async def _done(self, index: int, item: T, result: R | _NotDone | _Deferred) -> None:
         if isinstance(result, _NotDone):
             self._stopping = True
             self._gap = min(self._gap, index)
+        elif isinstance(result, _Deferred):
+            self.deferred += 1
+            self._gap = min(self._gap, index)
         if not self._ordered:
             self._window.release()
-            if not isinstance(result, _NotDone):
+            if not isinstance(result, _NotDone | _Deferred):
                 await self._call_emit(index, item, result)
             return
         if index >= self._gap:

@@ -55,6 +55,7 @@ from mlift.pipeline.validate import CONTEXT_PLACEHOLDER
 from mlift.pipeline.verdict import SCORE_MAX, SCORE_MIN
 from mlift.prices import Price, PriceTable
 from mlift.prompts import PromptLibrary, PromptTemplate
+from mlift.providers import anthropic_wire, openai_wire
 from mlift.providers.base import Endpoint
 from mlift.providers.registry import create_provider
 from mlift.tokens import count_chat_tokens, count_tokens, warm_up
@@ -156,6 +157,7 @@ class DryRunEngine:
         self._templates = {t.ref: t for t in library}
         self._items: dict[str, _Item] = {}
         self._enforces: dict[str, bool] = {}  # target → its provider enforces output schemas
+        self._prefixes: dict[str, set[str]] = {}  # target → system prompts already sent
 
     # -- the engine's interface ------------------------------------------------
 
@@ -272,7 +274,13 @@ class DryRunEngine:
                     entries.append(("input", n * self._tokens(s, item, model),
                                     (*s.factors, *gates)))
             stripped.append(Message(m.role, content))
-        entries.append(("input", float(count_chat_tokens(stripped, model)), gates))
+        exact = float(count_chat_tokens(stripped, model))
+        read, write = self._prompt_cache(request, ep, exact)
+        entries.append(("input", exact - read - write, gates))
+        if read:
+            entries.append(("cached_input", read, gates))
+        if write:
+            entries.append(("cache_write", write, gates))
         # Output: the prior's prediction, cut at max_tokens as the model would be.
         chars, tokens, factors = self._predict(request, item, model)
         cut = tokens > request.max_tokens
@@ -283,6 +291,33 @@ class DryRunEngine:
         done = Completion(text=text, finish_reason="length" if cut else "stop",
                           usage=Usage(0, 0), model=model)
         return _Answer(request, done, entries, verdict=verdict)
+
+    def _prompt_cache(self, request: Request, ep: Endpoint, prompt: float) -> tuple[float, float]:
+        """(tokens read from, tokens written to) the provider's prompt cache by this request.
+
+        The prefix a stage repeats on every call is its system message. OpenAI
+        caches a prompt's prefix by itself once the prompt reaches 1,024 tokens,
+        in steps of 128, read by every later request with that prefix (the first
+        pays in full); Anthropic reads what mlift marked cacheable (the system
+        prompt, when it reaches the model's minimum), and the first request
+        writes it at the cache-write price.
+        """
+        system = request.system
+        if not system:
+            return 0.0, 0.0
+        seen = self._prefixes.setdefault(request.target, set())
+        first = system not in seen
+        seen.add(system)
+        if ep.kind == "anthropic":
+            if not anthropic_wire.cacheable(system, ep.model):
+                return 0.0, 0.0
+            tokens = float(count_tokens(system, ep.model))
+            return (0.0, tokens) if first else (tokens, 0.0)
+        least, step = openai_wire.CACHE_MIN_TOKENS, openai_wire.CACHE_STEP_TOKENS
+        if ep.kind in ("openai", "sim") and prompt >= least and not first:
+            prefix = count_tokens(system, ep.model)
+            return float(prefix - prefix % step if prefix >= least else 0), 0.0
+        return 0.0, 0.0
 
     def _stand_in(self, key: str, request: Request, item: _Item, chars: float,
                   factors: tuple[str, ...]) -> tuple[str, bool]:

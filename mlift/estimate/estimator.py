@@ -14,19 +14,23 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from mlift import __version__
+from mlift.batch.views import WINDOW_S
 from mlift.engine.cache import ResponseCache
 from mlift.estimate.dryrun import DryRunEngine, Observer, Resolver
-from mlift.estimate.model import sample, stage_figures, wall_time
+from mlift.estimate.ledger import Ledger
+from mlift.estimate.model import Range, batch_costs, sample, stage_figures, wall_time
 from mlift.estimate.priors import Factor, prior_factors
 from mlift.pipeline.parallel import in_thread
 from mlift.pipeline.runner import Pipeline, RunOptions
 from mlift.pipeline.sources import Record
+from mlift.pipeline.stages import MAX_REASKS
 from mlift.prices import PriceTable
 from mlift.prompts import PromptLibrary
+from mlift.providers.base import Endpoint
 from mlift.records import RecordBase
 from mlift.runfolder import Finished
 from mlift.tokens import tokenizer_name
@@ -70,12 +74,15 @@ async def estimate(options: RunOptions, library: PromptLibrary, resolve: Resolve
                    factors: Mapping[str, Factor] | None = None,
                    finished: Finished | None = None,
                    latency_s: Mapping[str, float] | None = None,
-                   pilot: dict[str, Any] | None = None) -> dict[str, Any]:
+                   pilot: dict[str, Any] | None = None,
+                   batch: Collection[str] | None = None) -> dict[str, Any]:
     """The estimate as a JSON-able dict (schema ``mlift-estimate-v1``).
 
     ``resolve`` turns a ``NAME:MODEL`` spec into its endpoint. ``factors``
     default to the priors; ``--pilot`` passes measured ones. ``finished``: the
-    run folder's finished items, which the run will skip.
+    run folder's finished items, which the run will skip. ``batch``: the stages
+    a ``--batch`` run would send as batch jobs; their cost at batch prices and
+    the time window are added next to the online figures.
     """
     table = price_table or PriceTable.load()
     factors = factors or prior_factors(options.min_score)
@@ -93,7 +100,7 @@ async def estimate(options: RunOptions, library: PromptLibrary, resolve: Resolve
                      "approximation (no public tokenizer, or its encoding did not load)")
     if pilot is None:
         notes.append("answer lengths and the pass rate are priors; --pilot N measures them")
-    return {
+    out = {
         "schema": SCHEMA,
         "mlift_version": __version__,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -109,6 +116,8 @@ async def estimate(options: RunOptions, library: PromptLibrary, resolve: Resolve
                                     "output": p.output, "source": p.source},
                    "requests": s.requests.to_json(1), "cached_requests": s.cached,
                    "input_tokens": s.input_tokens.to_json(0),
+                   # of which read from the provider's prompt cache (priced lower)
+                   "cached_input_tokens": s.cached_input_tokens.to_json(0),
                    "output_tokens": s.output_tokens.to_json(0),
                    "cost_usd": s.cost_usd.to_json()}
             for name, s in stages.items()},
@@ -120,20 +129,61 @@ async def estimate(options: RunOptions, library: PromptLibrary, resolve: Resolve
         "pilot": pilot,
         "notes": notes,
     }
+    if batch is not None:
+        kinds = {spec: ep.kind for spec, ep in used.items()}
+        out["batch"] = _batch(out, ledger, batch,
+                              *batch_costs(ledger, draws, engine.prices, batch, kinds), used)
+    return out
+
+
+# The order a batch run's stages wait for each other in: one round of batches each.
+ROUNDS = ("to_en", "to_en_context", "instruct", "judge", "back")
+
+
+def _batch(est: dict[str, Any], ledger: Ledger, batched: Collection[str],
+           costs: Mapping[str, Range], total: Range,
+           endpoints: Mapping[str, Endpoint]) -> dict[str, Any]:
+    """Batch prices next to the online ones, and how long the rounds of batches may take:
+    each round's batches end within the providers' 24-hour window, one round after the
+    other (a judge re-ask is a round more, at most ``MAX_REASKS``)."""
+    stages = est["stages"]
+    for name, stage in stages.items():
+        stage["batch"] = name in batched
+        stage["cost_usd_batch"] = costs[name].to_json()
+    est["total"]["cost_usd_batch"] = total.to_json()
+    rounds = [s for s in ROUNDS if s in batched and s in stages
+              and stages[s]["requests"]["expected"] > 0]
+    reasks = MAX_REASKS if "judge" in rounds and any(
+        stage == "judge" and what == "requests" and "reask" in names
+        for stage, _, what, names in ledger.terms) else 0
+    kinds = {endpoints[stages[s]["spec"]].kind for s in rounds}
+    return {"stages": [s for s in stages if s in batched], "window_h": WINDOW_S / 3600,
+            "rounds": rounds, "reask_rounds_at_most": reasks,
+            "at_most_s": (len(rounds) + reasks) * WINDOW_S,
+            "note": "Anthropic says most batches end within an hour" if "anthropic" in kinds
+            else None}
 
 
 def estimate_vs_actual(est: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
     """Per stage and in total: the estimate's dollars next to an ``Accounting.snapshot()``.
 
-    For ``run.json``, so a user sees how close the estimate was.
+    For ``run.json``, so a user sees how close the estimate was. A stage the run
+    sent in batches is held against the estimate's batch figure, if it has one
+    (``mlift estimate --batch``).
     """
     out: dict[str, Any] = {}
+    actual_stages = snapshot.get("stages", {})
+    batched = {name for name, cell in actual_stages.items() if cell.get("batch_requests")}
     for name, stage in est.get("stages", {}).items():
-        actual = snapshot.get("stages", {}).get(name, {}).get("cost_usd", 0.0)
-        out[name] = {"estimate_usd": stage["cost_usd"], "actual_usd": actual}
+        actual = actual_stages.get(name, {}).get("cost_usd", 0.0)
+        key = "cost_usd_batch" if name in batched and "cost_usd_batch" in stage else "cost_usd"
+        out[name] = {"estimate_usd": stage[key], "actual_usd": actual,
+                     "priced": "batch" if key == "cost_usd_batch" else "online"}
     actual_total = snapshot.get("totals", {}).get("cost_usd", 0.0)
-    expected = est.get("total", {}).get("cost_usd", {}).get("expected")
-    out["total"] = {"estimate_usd": est.get("total", {}).get("cost_usd"),
+    total = est.get("total", {})
+    key = "cost_usd_batch" if batched and "cost_usd_batch" in total else "cost_usd"
+    expected = total.get(key, {}).get("expected")
+    out["total"] = {"estimate_usd": total.get(key),
                     "actual_usd": actual_total,
                     "error": (expected - actual_total) / actual_total
                     if expected is not None and actual_total else None}

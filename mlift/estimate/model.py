@@ -25,7 +25,7 @@ endpoint (stages are pipelined across items).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +129,7 @@ class StageFigures:
     output_tokens: Range
     cost_usd: Range
     cached: int
+    cached_input_tokens: Range  # of input_tokens, those read from the provider's prompt cache
 
 
 @dataclass(slots=True)
@@ -149,19 +150,56 @@ def stage_figures(ledger: Ledger, draws: Draws,
     sums: dict[str, dict[str, Array]] = {}
     for (stage, target, what), values in t.items():
         cell = sums.setdefault(stage, {"requests": zero, "input": zero, "output": zero,
-                                       "cost": zero})
-        cell[what] = cell[what] + values
-        price = prices[target]
-        per = price.input if what == "input" else price.output if what == "output" else 0.0
-        cell["cost"] = cell["cost"] + values * per / PER_TOKENS
+                                       "cached_input": zero, "cost": zero})
+        # Input tokens read from or written to the provider's prompt cache are input
+        # tokens all the same; only their price differs.
+        if what in ("input", "cached_input", "cache_write"):
+            cell["input"] = cell["input"] + values
+        if what in ("requests", "output", "cached_input"):
+            cell[what] = cell[what] + values
+        cell["cost"] = cell["cost"] + values * _rate(prices[target], what) / PER_TOKENS
     out: dict[str, StageFigures] = {}
     for stage, target in ledger.targets.items():
-        cell = sums.get(stage, {"requests": zero, "input": zero, "output": zero, "cost": zero})
+        cell = sums.get(stage, {"requests": zero, "input": zero, "output": zero,
+                                "cached_input": zero, "cost": zero})
         total = total + cell["cost"]
         out[stage] = StageFigures(target, _range(cell["requests"]), _range(cell["input"]),
                                   _range(cell["output"]), _range(cell["cost"]),
-                                  ledger.cached[stage])
+                                  ledger.cached[stage],
+                                  _range(cell.get("cached_input", zero)))
     return out, _range(total)
+
+
+def _rate(price: Price, what: str, *, batch: bool = False, kind: str = "") -> float:
+    """USD per 1M of ``what``: fresh, cached or cache-write input, or output tokens.
+
+    Requests cost nothing by themselves. In an Anthropic batch the lines do not
+    read each other's cache writes, so what online would be a cache read is
+    priced as a write there.
+    """
+    fresh, read, write, out = price.rates(batch=batch)
+    if what == "cached_input" and batch and kind == "anthropic":
+        return write
+    return {"input": fresh, "cached_input": read, "cache_write": write,
+            "output": out}.get(what, 0.0)
+
+
+def batch_costs(ledger: Ledger, draws: Draws, prices: Mapping[str, Price],
+                batched: Collection[str], kinds: Mapping[str, str] | None = None
+                ) -> tuple[dict[str, Range], Range]:
+    """Per-stage and total cost with the ``batched`` stages at batch prices (the others
+    online), on the same draws as :func:`stage_figures`, so the two compare draw by draw.
+
+    ``kinds``: each target's provider kind (an Anthropic batch reads no cache).
+    """
+    t = totals(ledger, draws)
+    per_stage = {stage: np.zeros(draws.n) for stage in ledger.targets}
+    for (stage, target, what), values in t.items():
+        rate = _rate(prices[target], what, batch=stage in batched,
+                     kind=(kinds or {}).get(target, ""))
+        per_stage[stage] = per_stage[stage] + values * rate / PER_TOKENS
+    total = sum(per_stage.values(), np.zeros(draws.n))
+    return {stage: _range(v) for stage, v in per_stage.items()}, _range(total)
 
 
 def wall_time(ledger: Ledger, draws: Draws, endpoints: Mapping[str, Endpoint],

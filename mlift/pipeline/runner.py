@@ -6,7 +6,9 @@ take each item through the model stages (steps 1–6). Every item ends in
 exactly one of dataset / below threshold / rejects. The run folder
 (:mod:`mlift.runfolder`) refuses to resume a run made with other settings,
 skips finished items, retries items whose only fault was a failed provider
-call, and keeps the ledger that ``--max-cost`` caps.
+call, and keeps the ledger that ``--max-cost`` caps. With ``--batch`` the same
+items and stages run in passes, the model calls going out as batch jobs
+between them (:mod:`mlift.pipeline.batchrun`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from mlift.engine.core import Engine
 from mlift.errors import InputError
 from mlift.langs import get_language
+from mlift.pipeline.batchrun import BatchRun
 from mlift.pipeline.parallel import in_thread, select_stream
 from mlift.pipeline.select import Reject as Selected
 from mlift.pipeline.select import SelectConfig, Selector
@@ -138,20 +141,30 @@ class Pipeline:
     :meth:`run` needs the real :class:`Engine` (budget, accounting); :meth:`items`
     and :meth:`process` need only what the stages use, so the estimator drives them
     on its dry run (:mod:`mlift.estimate.dryrun`) and cannot drift from the run.
+    With ``batch``, :meth:`run` goes over the items in passes whose stages talk to
+    the batch run's deferring engine (:mod:`mlift.pipeline.batchrun`).
     """
 
-    def __init__(self, options: RunOptions, engine: StageEngine,
-                 library: PromptLibrary) -> None:
+    def __init__(self, options: RunOptions, engine: StageEngine, library: PromptLibrary, *,
+                 batch: BatchRun | None = None) -> None:
         self.o = options
         self.engine = engine
         self.library = library
+        self.batch = batch
         self.selector = Selector(options.select)
         identify = self.selector.identifier  # the same language ID the selection uses
-        self.stages = Stages(engine, library, options.models, judge_prompt=options.judge_prompt,
-                             identify=identify.rank if identify is not None else None)
+        self._identify = identify.rank if identify is not None else None
+        self.stages = self._new_stages()
         self.report = RunReport()
         self.run_state: Run | None = None
+        self._passes = 0
+        self._finished_here: set[str] = set()  # ids finished by this invocation (batch mode)
         self._opened: tuple[RunFolder, int, Finished] | None = None
+
+    def _new_stages(self) -> Stages:
+        engine = self.batch.engine if self.batch is not None else self.engine
+        return Stages(engine, self.library, self.o.models, judge_prompt=self.o.judge_prompt,
+                      identify=self._identify)
 
     @property
     def emitted(self) -> int:
@@ -171,8 +184,15 @@ class Pipeline:
 
     def items(self, finished: Finished) -> Iterator[Record | Selected | InputError]:
         """What to process, in input order, minus what is ``finished`` (blocking: it reads
-        and selects, so run it in a thread)."""
+        and selects, so run it in a thread).
+
+        Each batch-mode pass reads and selects afresh (a new selector, the same
+        decisions) and counts the inputs again."""
         o = self.o
+        if self._passes:
+            self.selector = Selector(o.select)
+            self.report.inputs = self.report.skipped_done = 0
+        self._passes += 1
         wanted = set(o.only_ids) if o.only_ids is not None else None
         # Selection sees every record, finished or not, so a resumed run makes the
         # same dedup decisions as an uninterrupted one.
@@ -186,7 +206,7 @@ class Pipeline:
                     continue
                 wanted.discard(item_id)
             if finished.done(item_id, o.min_score):
-                self.report.skipped_done += 1
+                self.report.skipped_done += item_id not in self._finished_here
                 continue
             yield out
             if wanted is not None and not wanted:
@@ -201,15 +221,30 @@ class Pipeline:
             r = item.record
             return (Reject(id=r.id, lang=r.lang, stage=item.stage, code=item.code,
                            detail=item.detail, response=r.text, source=r.source.as_dict()),)
-        records = await self.process(item)
+        if self.batch is None:
+            records = await self.process(item)
+        else:
+            # Passes replay an item until it finishes: count its verdicts once, then.
+            stages = self._new_stages()
+            records = await self.process(item, stages)
+            self._count_judge(stages)
         finished = self.run_state.finished if self.run_state else None
         # A resumed item (scored before, now above a lower threshold) is scored once.
         return tuple(r for r in records if not (
             isinstance(r, ScoredPair) and finished is not None and r.id in finished.scores))
 
-    async def process(self, record: Record) -> tuple[RecordBase, ...]:
-        """Take one selected record through the model stages (steps 1-6)."""
-        o, stages = self.o, self.stages
+    def _count_judge(self, item: Stages) -> None:
+        s = self.stages
+        s.judge_parse_failures += item.judge_parse_failures
+        s.judge_reasks += item.judge_reasks
+        s.judge_verdicts += item.judge_verdicts
+        s.judge_structured += item.judge_structured
+
+    async def process(self, record: Record, stages: Stages | None = None
+                      ) -> tuple[RecordBase, ...]:
+        """Take one selected record through the model stages (steps 1-6), on ``stages``
+        (default: the pipeline's)."""
+        o, stages = self.o, stages or self.stages
         lang = get_language(record.lang or "")
         trace = Trace()
         context = context_text(record)
@@ -299,15 +334,25 @@ class Pipeline:
                        finished=finished) as run:
             self.run_state = run
             try:
-                await run.each(in_thread(lambda: self.items(run.finished)), self._work,
-                               workers=self.o.workers)
+                if self.batch is None:
+                    await run.each(in_thread(lambda: self.items(run.finished)), self._work,
+                                   workers=self.o.workers)
+                else:
+                    await self.batch.run(run, lambda: in_thread(lambda: self.items(run.finished)),
+                                         self._work, workers=self.o.workers,
+                                         on_emit=self._finished_by_this_run)
             finally:
                 r.stopped = run.stopped
                 self._finish(run)
+                await run.checkpoint()  # the ledger's totals, for estimate_vs_actual, are final
                 await run.summary(config=self._config(), funnel=r.funnel,
                                   prompts={t.name: t.ref for t in self.library},
                                   **self._estimate_vs_actual(run))
         return r
+
+    def _finished_by_this_run(self, record: RecordBase) -> None:
+        if isinstance(record, DatasetRow | ScoredPair | Reject):
+            self._finished_here.add(record.id)
 
     def _finish(self, run: Run) -> None:
         finished, r = run.finished, self.report

@@ -42,8 +42,10 @@ def translation_budget(template: PromptTemplate, text: str, model: str, factor: 
 
 
 class StageEngine(Protocol):
-    """What the stages use of an engine: :class:`mlift.engine.core.Engine`, or the
-    estimator's :class:`mlift.estimate.dryrun.DryRunEngine`, which books instead of sending."""
+    """What the stages use of an engine: :class:`mlift.engine.core.Engine`, the
+    estimator's :class:`mlift.estimate.dryrun.DryRunEngine`, which books instead of sending,
+    or batch mode's :class:`mlift.pipeline.deferring.DeferringEngine`, which answers from
+    what batches brought back or puts the item off to a later pass."""
 
     def endpoint(self, target: str) -> Endpoint: ...
 

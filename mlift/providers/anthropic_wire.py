@@ -66,7 +66,8 @@ def cache_min_tokens(model: str) -> int:
 
 
 @functools.lru_cache(maxsize=256)
-def _cacheable(text: str, model: str) -> bool:
+def cacheable(text: str, model: str) -> bool:
+    """Whether a prefix of ``text`` is long enough for ``model`` to cache it."""
     # A stage sends the same system text on every call: count it once.
     return count_tokens(text, model) >= cache_min_tokens(model)
 
@@ -104,7 +105,7 @@ def body(request: Request, endpoint: Endpoint, *, enforce_schema: bool) -> dict[
     if system is not None:
         # The cached prefix is tools + system, so both count towards the minimum.
         prefix = system + (json.dumps(tools) if tools else "")
-        if _cacheable(prefix, endpoint.model):
+        if cacheable(prefix, endpoint.model):
             out["system"] = [{"type": "text", "text": system,
                               "cache_control": {"type": "ephemeral"}}]
         else:

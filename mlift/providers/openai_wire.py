@@ -29,6 +29,12 @@ RESERVED_PARAMS = frozenset({"model", "messages", "stream", "stream_options"})
 _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 
 
+# OpenAI caches a prompt's prefix by itself from 1,024 tokens, in steps of 128
+# (reported as usage.prompt_tokens_details.cached_tokens); the estimator uses it.
+CACHE_MIN_TOKENS = 1024
+CACHE_STEP_TOKENS = 128
+
+
 def structured(endpoint: Endpoint) -> bool:
     """Whether ``endpoint`` enforces ``response_format`` json_schema.
 

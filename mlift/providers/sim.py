@@ -56,6 +56,14 @@ class SimProvider(Provider):
         inner = self._inner or await self._start()
         return await inner.complete(request)
 
+    async def url(self) -> str:
+        """The simulator's root URL, starting it first if this provider runs its own (its
+        batch API is there too: batch mode sends to the simulator the run talks to)."""
+        if self._inner is None:
+            await self._start()
+        assert self.base_url is not None
+        return self.base_url
+
     async def _start(self) -> Provider:
         async with self._lock:
             if self._inner is None:

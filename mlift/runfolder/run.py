@@ -15,6 +15,11 @@ A work function returns the records one item produced (or raises
 ``BudgetExceeded``, which stops the run cleanly: nothing new starts, what is
 in flight finishes). ``EndpointUnusable`` and bugs escape and end the run;
 finished records are on disk either way.
+
+Batch mode (:mod:`mlift.pipeline.batchrun`) calls ``each`` once per pass over
+the input: a work function that raises ``Deferred`` leaves its item for a
+later pass (no record, no stop), and ``pause()`` ends a pass early without
+stopping the run.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from mlift import __version__
-from mlift.engine.scheduler import NOT_DONE, Scheduler, _NotDone
+from mlift.engine.scheduler import DEFERRED, NOT_DONE, Scheduler, _Deferred, _NotDone
 from mlift.errors import BudgetExceeded
 from mlift.records import RecordBase
 from mlift.runfolder.folder import Finished, RunFolder
@@ -37,6 +42,12 @@ from mlift.runfolder.writer import ThreadedWriter
 
 T = TypeVar("T")
 CHECKPOINT_S = 5.0
+
+
+class Deferred(Exception):
+    """Raised by a work function for an item it cannot finish in this pass: an answer
+    it needs is still to come (batch mode). Nothing is written; a later pass takes the
+    item up again."""
 
 
 class Run:
@@ -56,6 +67,8 @@ class Run:
         self.started = time.time()
         self.ledger: Ledger = folder.ledger()
         self.scheduler: Scheduler[Any, Sequence[RecordBase]] | None = None
+        self._emitted_before = 0  # by earlier passes of this invocation
+        self._ledger_lock = asyncio.Lock()
         self._writer: ThreadedWriter | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.invocation: int | None = None
@@ -92,6 +105,12 @@ class Run:
     async def _checkpoints(self) -> None:
         while True:
             await asyncio.sleep(CHECKPOINT_S)
+            await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        """Write this invocation's accounting to the ledger now (batch mode does once each
+        batch is booked: a whole batch's cost arrives at once)."""
+        async with self._ledger_lock:  # one writer thread at a time on the ledger file
             await asyncio.to_thread(self.ledger.checkpoint, self.accounting())
 
     # -- items ------------------------------------------------------------------
@@ -113,6 +132,11 @@ class Run:
         if self.scheduler is not None:
             self.scheduler.stop()
 
+    def pause(self) -> None:
+        """End the current pass early (in-flight items finish); the run goes on."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
+
     async def each(self, items: Iterable[T] | AsyncIterable[T],
                    work: Callable[[T], Awaitable[Sequence[RecordBase]]], *,
                    workers: int = 64, ordered: bool = False,
@@ -122,12 +146,14 @@ class Run:
         ``ordered`` writes results in input order (the output stays a prefix of
         the input after a stop); ``on_emit`` sees each record as it is written.
         """
-        async def guarded(item: T) -> Sequence[RecordBase] | _NotDone:
+        async def guarded(item: T) -> Sequence[RecordBase] | _NotDone | _Deferred:
             try:
                 return await work(item)
             except BudgetExceeded as exc:
                 self.stop(str(exc))
                 return NOT_DONE
+            except Deferred:
+                return DEFERRED
 
         def emit(_index: int, _item: T, records: Sequence[RecordBase]) -> None:
             for record in records:
@@ -135,12 +161,15 @@ class Run:
                 if on_emit is not None:
                     on_emit(record)
 
+        if self.scheduler is not None:
+            self._emitted_before += self.scheduler.emitted
         self.scheduler = Scheduler(guarded, emit, workers=workers, ordered=ordered)
         await self.scheduler.run(items)
 
     @property
     def emitted(self) -> int:
-        return self.scheduler.emitted if self.scheduler is not None else 0
+        """Items finished by this invocation (over all its passes)."""
+        return self._emitted_before + (self.scheduler.emitted if self.scheduler else 0)
 
     # -- accounting and run.json -------------------------------------------------
 
@@ -160,7 +189,8 @@ class Run:
         """Write ``run.json``: ``parts`` (config, funnel, …) plus identity, accounting, ledger."""
         this = self.accounting()
         # The invocation ends here (its accounting is final), so run.json shows it complete.
-        await asyncio.to_thread(self.ledger.end, this, self.stopped)
+        async with self._ledger_lock:
+            await asyncio.to_thread(self.ledger.end, this, self.stopped)
         data: dict[str, Any] = {
             "mlift_version": __version__,
             "command": self.folder.command,

@@ -9,7 +9,11 @@ evenly over ``batch_delay_s``: line ``i`` is done ``(i + 1) / n`` of the way
 through. Every line is answered by the server's own answer path (the one
 online requests take), so the same request and seed give the same text and
 usage online and in a batch, and each counts in ``GET /stats`` under
-``"batch"`` — once, when it is processed.
+``"batch"`` — once, when it is processed. Batch lines carry no headers, so
+the route the online ``X-Mlift-Prompt`` header gives is read from the line's
+``mlift_route`` field (``mlift.types.ROUTE_FIELD``), which mlift's batch
+client adds for the ``sim`` provider kind only; a line without it gets the
+generic answer an online request without the header gets.
 
 The OpenAI dialect lives in :mod:`mlift.sim.batches_openai` (with the Files
 API in :mod:`mlift.sim.files`), Anthropic's in
@@ -31,6 +35,7 @@ from aiohttp import web
 
 from mlift.sim.answers import digest
 from mlift.sim.config import SimConfig
+from mlift.types import ROUTE_FIELD
 
 Dialect = Literal["openai", "anthropic"]
 JSON_TYPE = "application/json"
@@ -47,14 +52,21 @@ class LineReply:
     tokens_out: int = 0
 
 
-# (dialect, request body, API key, batch start, the line's time on the clock) -> the answer
-AnswerLine = Callable[[Dialect, Any, str, float, float], LineReply]
+# (dialect, request body, API key, batch start, the line's time on the clock, its route)
+# -> the answer
+AnswerLine = Callable[[Dialect, Any, str, float, float, "str | None"], LineReply]
 CheckKey = Callable[[web.Request, Dialect], "web.Response | None"]
 KeyOf = Callable[[web.Request], "str | None"]
 
 
 def new_id(prefix: str, size: int = 12) -> str:
     return f"{prefix}{os.urandom(size).hex()}"
+
+
+def line_route(obj: dict[str, Any]) -> str | None:
+    """A batch line's ``ROUTE_FIELD`` (mlift's sim-kind client sets it; others never do)."""
+    route = obj.get(ROUTE_FIELD)
+    return route if isinstance(route, str) else None
 
 
 def read_limit(request: web.Request) -> int | None:
@@ -141,6 +153,7 @@ class Line:
 
     custom_id: str
     body: Any
+    route: str | None = None  # the line's ROUTE_FIELD: what the online header would say
     reply: LineReply | None = None
     outcome: str | None = None  # succeeded / errored / expired / canceled
 
@@ -168,7 +181,7 @@ class BatchBase:
                 line.reply = server_error(dialect)
             else:
                 line.reply = answer(dialect, line.body, self.key, sched.start,
-                                    sched.line_done_at(self.done))
+                                    sched.line_done_at(self.done), line.route)
             line.outcome = "succeeded" if line.reply.status == 200 else "errored"
             stats.answered(line.outcome, line.reply)
             self.done += 1

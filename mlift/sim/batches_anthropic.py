@@ -39,6 +39,7 @@ from mlift.sim.batches import (
     KeyOf,
     Line,
     Schedule,
+    line_route,
     new_id,
     read_limit,
 )
@@ -117,7 +118,7 @@ class AnthropicBatches:
             id=new_id("msgbatch_", 12), key=self._key_of(request) or "", seq=next(self._seq),
             schedule=Schedule(created=now, start=now, delay=cfg.batch_delay_s,
                               window_end=now + cfg.batch_window_s, n=len(requests)),
-            lines=[Line(r["custom_id"], r["params"]) for r in requests],
+            lines=[Line(r["custom_id"], r["params"], route=line_route(r)) for r in requests],
             at={"in_progress": now})
         self._batches[batch.id] = batch
         self._stats.submitted("anthropic", batch.key, [r["custom_id"] for r in requests])

@@ -41,6 +41,7 @@ from mlift.sim.batches import (
     KeyOf,
     Line,
     Schedule,
+    line_route,
     new_id,
     read_limit,
 )
@@ -296,7 +297,7 @@ class OpenAIBatches:
                 errors.append(problem)
                 continue
             seen.add(obj["custom_id"])
-            lines.append(Line(obj["custom_id"], obj["body"]))
+            lines.append(Line(obj["custom_id"], obj["body"], route=line_route(obj)))
         if len(data) > self.max_bytes:
             errors.insert(0, _line_error(
                 "file_too_large", f"The batch input file is larger than the {self.max_bytes} "

@@ -306,8 +306,9 @@ class SimServer:
                                          min(use.write_1h, write), batch=batch)
 
     def _batch_line(self, dialect: Dialect, obj: Any, key: str, start: float,
-                    at: float) -> LineReply:
-        """One batch line answered as the online route would answer its body."""
+                    at: float, route: str | None = None) -> LineReply:
+        """One batch line answered as the online route would answer its body (``route``:
+        the line's ``mlift_route`` field, standing in for the online header)."""
         rid = os.urandom(12).hex()
         try:
             if not isinstance(obj, dict):
@@ -325,7 +326,7 @@ class SimServer:
             return LineReply(err.status, body, f"req_{rid}")
         prompt = _prompt_tokens(req.model, req.system, req.messages, dialect)
         text, finish, usage = self._answer(dialect, req, prompt, key, points,
-                                           batch_start=start, now=at)
+                                           batch_start=start, now=at, route=route)
         build = wire.openai_completion_obj if dialect == "openai" else wire.anthropic_message_obj
         return LineReply(200, build(rid, req, text, finish, usage), f"req_{rid}",
                          usage.prompt, usage.completion)
