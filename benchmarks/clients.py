@@ -17,7 +17,7 @@ from benchmarks.procs import MLIFT, PYTHON, Measured, measure
 MODEL_SPEC = "openai:gpt-4o-mini"
 # tiktoken's encodings from the folder next to the checkout on offline machines.
 _TOKENIZERS = Path(__file__).resolve().parents[2] / "shared" / "tokenizers"
-ENV = {"OPENAI_API_KEY": "sk-bench",
+ENV = {"OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-ant-bench",
        **({"TIKTOKEN_CACHE_DIR": str(_TOKENIZERS)} if _TOKENIZERS.is_dir() else {})}
 
 
@@ -67,25 +67,32 @@ def _finish(client: str, m: Measured, out: Path, stats_path: Path) -> ClientRun:
     return ClientRun(client, m, elapsed, check_output(out), stats)
 
 
+def mlift_command(api: str, inp: Path, out: Path, *flags: str, provider: str = MODEL_SPEC,
+                  cache_dir: Path | None = None) -> list[str]:
+    cache = ["--cache-dir", str(cache_dir)] if cache_dir else ["--no-cache"]
+    return [*MLIFT, "requests", str(inp), "--out", str(out), "--provider", provider,
+            "--base-url", api, *cache, "--stats-json", str(out.with_suffix(".stats.json")), "-q",
+            *flags]
+
+
 def run_mlift(api: str, inp: Path, out: Path, *flags: str, cache_dir: Path | None = None,
-              label: str = "mlift") -> ClientRun:
+              label: str = "mlift", provider: str = MODEL_SPEC) -> ClientRun:
     """``mlift requests`` against ``api``; ``cache_dir=None`` means ``--no-cache``."""
     stats_path = out.with_suffix(".stats.json")
     out.unlink(missing_ok=True)  # a leftover output would be resumed, not re-run
     stats_path.unlink(missing_ok=True)
-    cache = ["--cache-dir", str(cache_dir)] if cache_dir else ["--no-cache"]
-    cmd = [*MLIFT, "requests", str(inp), "--out", str(out), "--provider", MODEL_SPEC,
-           "--base-url", api, *cache, "--stats-json", str(stats_path), "-q", *flags]
+    cmd = mlift_command(api, inp, out, *flags, provider=provider, cache_dir=cache_dir)
     return _finish(label, measure(cmd, env=ENV), out, stats_path)
 
 
 def run_naive(api: str, inp: Path, out: Path, concurrency: int = 64,
-              label: str = "naive") -> ClientRun:
+              label: str = "naive", anthropic: bool = False) -> ClientRun:
     stats_path = out.with_suffix(".stats.json")
     out.unlink(missing_ok=True)
     stats_path.unlink(missing_ok=True)
     cmd = [PYTHON, "-m", "benchmarks.naive", str(inp), str(out), "--base-url", api,
-           "--concurrency", str(concurrency), "--stats-json", str(stats_path)]
+           "--concurrency", str(concurrency), "--stats-json", str(stats_path),
+           *(["--anthropic"] if anthropic else [])]
     return _finish(label, measure(cmd, env=ENV), out, stats_path)
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import limits, peers, sim_limits, speed
+from benchmarks import accounting, limits, peers, sim_limits, speed
 from benchmarks.clients import ENV
 from benchmarks.common import Ctx, Row
 
@@ -30,6 +30,11 @@ SCENARIOS: dict[str, Callable[[Ctx], list[Row]]] = {
     "tpm": limits.tpm_bound,
     "discovered": limits.discovered,
     "faults": limits.faults,
+    "chars": accounting.chars,               # servers that count differently (issue 10)
+    "counted": accounting.counted,
+    "nothing": accounting.told_nothing,
+    "anthropic": accounting.anthropic,
+    "wrongurl": accounting.wrong_url,
     "overhead": speed.overhead_and_cache,   # also scenario 6 (cache re-run, same simulator)
     "memory": speed.memory,
     "pipeline": speed.pipeline,
@@ -41,13 +46,15 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 COMMANDS = """\
 simulator (one fresh process per scenario):
   mlift sim serve --host 127.0.0.1 --port 0 [--rpm N] [--tpm N] [--latency-ms MS] [fault rates]
+      [--charge chars] [--count-refused] [--itpm N --otpm N] (scenarios 9-12)
 mlift:
   OPENAI_API_KEY=sk-bench mlift requests IN.jsonl --out OUT.jsonl \\
       --provider openai:gpt-4o-mini --base-url SIM/v1 [--rpm N] [--tpm N] [--concurrency C] \\
       (--cache-dir DIR | --no-cache) --stats-json FILE -q
   mlift run samples/{hi,te,ja,es}.jsonl --out DIR --provider openai:gpt-4o-mini \\
       --base-url SIM/v1 --cache-dir DIR -q
-naive baseline (AsyncOpenAI, SDK retries on, Semaphore + gather):
+  scenario 12 uses --provider anthropic:claude-3-5-haiku-latest --base-url SIM (no /v1)
+naive baseline (AsyncOpenAI, SDK retries on, Semaphore + gather; --anthropic: AsyncAnthropic):
   python -m benchmarks.naive IN.jsonl OUT.jsonl --base-url SIM/v1 --concurrency 64
 profile:
   py-spy record --format raw -r 100 -o FILE -- python -m mlift requests ... --no-cache

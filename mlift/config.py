@@ -307,6 +307,9 @@ def _find_line(text: str, loc: tuple[str, ...]) -> int | None:
 
 def parse_spec(spec: str) -> tuple[str, str]:
     """``"NAME:MODEL"`` -> ``(NAME, MODEL)``; the model may itself contain ``:``."""
+    if "," in spec:
+        raise ConfigError(f"{spec!r} names several endpoints (NAME:MODEL,NAME:MODEL); only "
+                          "the commands that send requests take several, one at a time here")
     name, sep, model = spec.strip().partition(":")
     if not sep or not name.strip() or not model.strip():
         raise ConfigError(f"provider spec {spec!r} must be NAME:MODEL, e.g. {SPEC_EXAMPLE}")

@@ -15,7 +15,9 @@ branches onto exit codes (usage 2, auth 3, partial failure 4)::
     └── ProviderError                    a model call failed (provider, model, status, request id)
         ├── EndpointUnusable             no request to this endpoint can succeed: stops the run,
         │   │                            leaving unprocessed items for the next one
-        │   └── AuthError                401/403: names the env var                  → exit 3
+        │   ├── AuthError                401/403: names the env var                  → exit 3
+        │   └── EndpointMisconfigured    every request failed the same permanent way
+        │                                (404 on a wrong base URL, 400 on everything) → exit 5
         ├── PermanentError               400/404/413/422…: fails the item, never retried
         └── TransientError               retried with backoff by the engine
             ├── RateLimited              429 (carries retry_after)
@@ -130,6 +132,15 @@ class EndpointUnusable(ProviderError):
 
 class AuthError(EndpointUnusable):
     """401/403: the key is missing or wrong. Stops the whole run."""
+
+
+class EndpointMisconfigured(EndpointUnusable):
+    """Every request to the endpoint failed with the same permanent error (the circuit breaker).
+
+    A wrong base URL (404 on every path) or a model or parameter the server
+    refuses for every request; the message names the URL and model and what
+    to check. Stops the run like an authentication error.
+    """
 
 
 class PermanentError(ProviderError):

@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from mlift.engine.limiter import RateLimiter
-from mlift.types import RateLimitInfo
+from mlift.engine.limiter import Demand, RateLimiter
+from mlift.engine.signals import ServerReport
+from mlift.types import RateLimitInfo, Usage
 
 pytestmark = pytest.mark.looptime
 
@@ -61,12 +62,12 @@ async def test_token_limit_reserves_prompt_plus_max_tokens() -> None:
     assert _max_in_window(stamps, 1.0, [50.0] * 20) <= 100 + 100
 
 
-async def test_refund_of_unused_tokens_lets_the_next_request_go_sooner() -> None:
+async def test_anthropic_accounting_settles_a_reservation_to_the_real_usage() -> None:
     loop = asyncio.get_running_loop()
-    limiter = RateLimiter(tpm=6000)
-    await limiter.acquire(100)
-    limiter.refund(reserved=100, used=40)
-    await limiter.acquire(60)
+    limiter = RateLimiter(tpm=6000, anthropic=True)  # 100 tokens/s, bucket 100
+    ticket = await limiter.acquire(Demand(prompt=60, max_output=40))
+    limiter.answered(ticket, None, Usage(60, 0))  # it wrote nothing: 40 come back
+    await limiter.acquire(Demand(prompt=40))
     assert loop.time() == pytest.approx(0.0)
 
 
@@ -95,31 +96,88 @@ async def test_unlimited_limiter_never_waits() -> None:
     assert loop.time() == pytest.approx(0.0)
 
 
+async def answer(limiter: RateLimiter, report: RateLimitInfo | ServerReport | None = None,
+                 demand: Demand | int = 1) -> None:
+    limiter.answered(await limiter.acquire(demand), report)
+
+
 async def test_headers_tighten_a_limit_set_too_high_but_never_loosen_it() -> None:
     limiter = RateLimiter(rpm=6000)
-    limiter.update(RateLimitInfo(limit_requests=3000))
+    await answer(limiter, RateLimitInfo(limit_requests=3000))
     assert limiter.rpm == 3000
-    limiter.update(RateLimitInfo(limit_requests=9000))
+    await answer(limiter, RateLimitInfo(limit_requests=9000))
     assert limiter.rpm == 3000
 
 
 async def test_headers_set_a_limit_when_none_was_configured() -> None:
     limiter = RateLimiter()
-    limiter.update(RateLimitInfo(limit_requests=600, limit_tokens=60000))
+    await answer(limiter, RateLimitInfo(limit_requests=600, remaining_requests=9,
+                                        limit_tokens=60000, remaining_tokens=59000))
     assert (limiter.rpm, limiter.tpm) == (600, 60000)
     stamps = await _admit(limiter, 20)
     assert _max_in_window(stamps, 1.0) <= 10 + 10
 
 
-async def test_remaining_zero_in_headers_does_not_pause_the_endpoint() -> None:
-    # At the limit most answers say "remaining 0"; the reset is when the
-    # server's bucket is full again, not when the next request may pass.
+async def test_remaining_lowers_the_bucket_to_what_the_server_has_left() -> None:
     loop = asyncio.get_running_loop()
-    limiter = RateLimiter(rpm=600)
-    limiter.update(RateLimitInfo(limit_requests=600, remaining_requests=0,
-                                 reset_requests_s=1.0))
+    limiter = RateLimiter(rpm=600)  # 10/s, bucket 10
+    # The server says nothing was left after the first request (another
+    # client shares the key): the next one waits for a refill, not the bucket.
+    await answer(limiter, RateLimitInfo(limit_requests=600, remaining_requests=0))
     await limiter.acquire(1)
-    assert loop.time() == pytest.approx(0.0)
+    assert loop.time() == pytest.approx(0.1, abs=0.01)
+
+
+async def test_a_refusal_leaves_the_60s_log_but_its_charge_stays_in_the_bucket() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter(rpm=120, burst_s=60.0)  # 2/s; the 60 s log is what binds
+    tickets = [await limiter.acquire(1) for _ in range(120)]
+    for ticket in tickets[60:]:
+        limiter.refused(ticket, ServerReport(refused_by="requests"))
+    # 60 refused requests took nothing from the server's window: the next one
+    # waits for the bucket's refill (0.5 s), not for the window to roll (60 s).
+    await limiter.acquire(1)
+    assert loop.time() == pytest.approx(0.5 / 0.85, rel=0.05)  # and the rate stepped down
+
+
+async def test_retry_after_of_the_refusing_limit_becomes_a_debt_of_that_limit() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter(rpm=600, tpm=600_000)
+    ticket = await limiter.acquire(10)
+    limiter.refused(ticket, ServerReport(refused_by="requests", retry_after_s=2.0))
+    await limiter.acquire(10)
+    assert loop.time() == pytest.approx(2.0 / 0.85, rel=0.05)
+
+
+async def test_the_charge_in_a_429_body_corrects_the_token_estimate() -> None:
+    limiter = RateLimiter(tpm=60_000)
+    ticket = await limiter.acquire(Demand(prompt=80, max_output=20))
+    limiter.refused(ticket, ServerReport(refused_by="tokens", requested=150.0))
+    assert limiter.multiplier() > 1.25
+
+
+async def test_refusals_step_the_rate_down_once_per_round_trip_and_it_climbs_back() -> None:
+    limiter = RateLimiter(rpm=600)
+    tickets = [await limiter.acquire(1) for _ in range(5)]
+    for ticket in tickets:  # one burst of refusals
+        limiter.refused(ticket, ServerReport(refused_by="requests"))
+    assert limiter.describe()["requests"]["share"] == pytest.approx(0.85)
+    await asyncio.sleep(60)
+    await limiter.acquire(1)
+    assert limiter.describe()["requests"]["share"] > 0.98
+
+
+async def test_gentle_start_holds_requests_until_the_first_answer() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter(rpm=60_000, probe=2)
+    first = await limiter.acquire(1)
+    await limiter.acquire(1)
+    third = asyncio.create_task(limiter.acquire(1))
+    await asyncio.sleep(5)
+    assert not third.done()
+    limiter.answered(first, None)
+    await third
+    assert loop.time() == pytest.approx(5.0)
 
 
 async def test_cancelled_waiter_takes_nothing() -> None:

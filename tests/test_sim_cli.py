@@ -76,3 +76,16 @@ def test_without_flags_the_sim_keeps_the_providers_behaviour() -> None:
 def test_a_bad_batch_setting_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "serve", "--batch-fail-rate", "2"]) == 2
     assert "batch_fail_rate must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_accounting_flags_become_sim_settings() -> None:
+    args = build_parser().parse_args([
+        "sim", "serve", "--tpm", "150000", "--itpm", "40000", "--otpm", "8000",
+        "--charge", "chars", "--charge-factor", "1.1", "--count-refused", "--quiet-limits"])
+    config = _config(args)
+    assert (config.tpm, config.itpm, config.otpm, config.token_charge, config.charge_factor,
+            config.count_refused, config.limit_headers) == (
+        150000, 40000, 8000, "chars", 1.1, True, False)
+    plain = _config(build_parser().parse_args(["sim", "serve"]))
+    assert (plain.token_charge, plain.count_refused, plain.limit_headers) == (
+        "tokenizer", False, True)

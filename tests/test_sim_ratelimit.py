@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from mlift.sim import SimConfig, SimServer
-from mlift.sim.limiter import KeyLimits
+from mlift.sim.limiter import Charges, KeyLimits
 from mlift.sim.stats import max_in_window
 
 SimFactory = Callable[..., Awaitable[SimServer]]
@@ -111,3 +111,86 @@ async def test_too_large_request_says_do_not_retry(sim: SimFactory) -> None:
         status, headers = await post(http, server, max_tokens=500)
     assert status == 429
     assert headers["x-should-retry"] == "false" and "retry-after" not in headers
+
+
+# ---- accounting like real providers -----------------------------------------------------
+
+def test_refused_requests_are_charged_when_the_key_counts_them() -> None:
+    for counted in (False, True):
+        limits = KeyLimits(60, None, 1.0, 0.0)  # 1/s, burst 1
+        assert limits.offer(1, 0.0).admitted
+        refused = [limits.offer(1, 0.1 * i, count_refused=counted) for i in range(1, 6)]
+        assert not any(d.admitted for d in refused)
+        if counted:
+            # Five refusals each took a request's worth: the key is 5 s in debt,
+            # and the last refusal's wait says so (honestly: it then passes).
+            assert refused[-1].wait_s == pytest.approx(5.5, abs=0.01)
+            assert not limits.offer(1, 0.5 + 5.4).admitted
+        else:
+            assert refused[-1].wait_s == pytest.approx(0.5, abs=0.01)
+            assert limits.offer(1, 1.0).admitted
+
+
+def test_output_tokens_are_charged_max_tokens_then_settled_to_what_was_written() -> None:
+    limits = KeyLimits(None, None, 1.0, 0.0, otpm=600)  # 10/s, bucket 10
+    first = limits.offer(Charges(output_tokens=10), 0.0)
+    assert first.admitted and first.states["output_tokens"].remaining == 0
+    assert not limits.offer(Charges(output_tokens=10), 0.0).admitted
+    limits.settle_output(first, 2, 0.0)  # it wrote 2 of its 10
+    assert limits.offer(Charges(output_tokens=8), 0.0).admitted
+
+
+async def post_json(http: aiohttp.ClientSession, url: str, payload: dict[str, Any],
+                    headers: dict[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    async with http.post(url, json=payload, headers=headers) as r:
+        return r.status, {k.lower(): v for k, v in r.headers.items()}, await r.json()
+
+
+async def test_chars_accounting_charges_characters_over_four_plus_max_tokens(
+        sim: SimFactory, clock: Any) -> None:
+    text = "x" * 400  # 400 characters: 100 by chars/4, far fewer by the tokenizer
+    payload = {"model": "gpt-4o-mini", "max_tokens": 50,
+               "messages": [{"role": "user", "content": text}]}
+    charged = {}
+    for mode in ("tokenizer", "chars"):
+        server = await sim(SimConfig(tpm=60_000, token_charge=mode), clock=clock)  # type: ignore[arg-type]
+        async with aiohttp.ClientSession() as http:
+            status, headers, _ = await post_json(http, server.base_url + "/v1/chat/completions",
+                                                 payload, {"Authorization": "Bearer k"})
+        assert status == 200
+        charged[mode] = 1000 - int(headers["x-ratelimit-remaining-tokens"])  # bucket holds 1000
+    assert charged["chars"] == 100 + 50
+    assert charged["tokenizer"] < charged["chars"]
+
+
+async def test_anthropic_input_and_output_limits_have_their_own_headers_and_429s(
+        sim: SimFactory, clock: Any) -> None:
+    server = await sim(SimConfig(rpm=600, itpm=120_000, otpm=3000), clock=clock)
+    payload = {"model": "claude-3-5-haiku-latest", "max_tokens": 60,
+               "messages": [{"role": "user", "content": "hello there"}]}
+    url, hdrs = server.base_url + "/v1/messages", {"x-api-key": "k"}
+    async with aiohttp.ClientSession() as http:
+        status, headers, _ = await post_json(http, url, payload, hdrs)
+        assert status == 200
+        assert headers["anthropic-ratelimit-input-tokens-limit"] == "120000"
+        assert headers["anthropic-ratelimit-output-tokens-limit"] == "3000"
+        # Remaining token counts are rounded to the nearest thousand, as Anthropic does.
+        assert int(headers["anthropic-ratelimit-input-tokens-remaining"]) % 1000 == 0
+        # tokens-* shows the most restrictive token limit: output (a 50-token bucket, 60 taken).
+        assert headers["anthropic-ratelimit-tokens-limit"] == "3000"
+        status, headers, body = await post_json(http, url, payload, hdrs)
+    assert status == 429
+    assert "of 3,000 output tokens per minute" in body["error"]["message"]
+    assert int(headers["retry-after"]) >= 1
+
+
+async def test_no_limit_headers_mode_sends_only_429s_and_retry_after(
+        sim: SimFactory, clock: Any) -> None:
+    server = await sim(SimConfig(rpm=60, limit_headers=False), clock=clock)
+    async with aiohttp.ClientSession() as http:
+        ok = await post(http, server, 10)
+        refused = await post(http, server, 10)
+    assert ok[0] == 200 and refused[0] == 429
+    for _, headers in (ok, refused):
+        assert not any(k.lower().startswith("x-ratelimit") for k in headers)
+    assert "retry-after-ms" in refused[1]

@@ -3,7 +3,9 @@
 Each sub-command lives in its own module under ``mlift.cli`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``handler`` to a
 function ``(args) -> int``. This module is the only place errors become
-messages and exit codes: usage 2, auth 3, partial failure 4, interrupted 130.
+messages and exit codes: usage 2, auth 3, partial failure 4, endpoint unusable 5
+(every request failed the same permanent way: a wrong base URL or model),
+interrupted 130.
 """
 
 from __future__ import annotations
@@ -14,13 +16,21 @@ import re
 import sys
 from collections.abc import Sequence
 
-from mlift.errors import AuthError, BudgetExceeded, ConfigError, MliftError, PromptError
+from mlift.errors import (
+    AuthError,
+    BudgetExceeded,
+    ConfigError,
+    EndpointMisconfigured,
+    MliftError,
+    PromptError,
+)
 
 # Sub-command modules, in the order `mlift --help` lists them.
 COMMANDS = ("run", "filter", "estimate", "requests", "batches", "baseline", "eval", "report",
             "export", "review", "judge", "agree", "prompts", "cache", "sim")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_ENDPOINT = 5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuthError as exc:
         print(f"mlift: authentication failed: {exc}", file=sys.stderr)
         return EXIT_AUTH
+    except EndpointMisconfigured as exc:
+        print(f"mlift: stopped: the endpoint cannot serve any request: {exc}", file=sys.stderr)
+        return EXIT_ENDPOINT
     except (ConfigError, PromptError) as exc:
         print(f"mlift: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -38,8 +38,9 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--config", metavar="FILE",
                    help="TOML config with [providers.NAME] profiles (default: $MLIFT_CONFIG, "
                         "else ./mlift.toml if present)")
-    g.add_argument("--base-url", metavar="URL",
-                   help="send to this server instead (an OpenAI- or Anthropic-compatible API)")
+    g.add_argument("--base-url", metavar="URL[,URL…]",
+                   help="send to this server instead (an OpenAI- or Anthropic-compatible API); "
+                        "several, comma-separated: servers of the same model, sharing the work")
     g.add_argument("--rpm", type=float, help="requests per minute allowed by the provider")
     g.add_argument("--tpm", type=float, help="tokens per minute allowed by the provider")
     g.add_argument("--transport", choices=["auto", "sdk", "aiohttp"],
@@ -78,15 +79,22 @@ class EngineFactory:
             raise ConfigError(f"--max-cost must be >= 0, got {args.max_cost}")
         return cls(args, load_config(args.config), price)
 
-    def resolve(self, spec: str) -> Endpoint:
+    def resolve(self, spec: str) -> list[Endpoint]:
+        """The endpoints of one ``NAME:MODEL``: one per ``--base-url`` URL (else the profile's)."""
         a = self.args
-        endpoint = resolve_endpoint(spec, self.config, base_url=a.base_url, rpm=a.rpm,
-                                    tpm=a.tpm, concurrency=a.concurrency,
-                                    transport=a.transport)
-        if self.price is not None:
-            endpoint = dataclasses.replace(endpoint, input_price=self.price.input,
-                                           output_price=self.price.output)
-        return endpoint
+        urls = [u.strip() for u in a.base_url.split(",")] if a.base_url else [None]
+        endpoints = []
+        for url in urls:
+            if url == "":
+                raise ConfigError(f"--base-url {a.base_url!r} has an empty entry")
+            endpoint = resolve_endpoint(spec, self.config, base_url=url, rpm=a.rpm,
+                                        tpm=a.tpm, concurrency=a.concurrency,
+                                        transport=a.transport)
+            if self.price is not None:
+                endpoint = dataclasses.replace(endpoint, input_price=self.price.input,
+                                               output_price=self.price.output)
+            endpoints.append(endpoint)
+        return endpoints
 
     def timeouts(self) -> TimeoutPolicy:
         cap = self.args.request_timeout

@@ -25,7 +25,22 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     serve.add_argument("--rpm", type=float, help="requests per minute per API key")
-    serve.add_argument("--tpm", type=float, help="tokens per minute per API key")
+    serve.add_argument("--tpm", type=float, help="tokens per minute per API key (prompt + "
+                       "max_tokens charged at admission, as OpenAI does)")
+    serve.add_argument("--itpm", type=float, help="input tokens per minute per API key "
+                       "(Anthropic's separate input limit)")
+    serve.add_argument("--otpm", type=float, help="output tokens per minute per API key "
+                       "(Anthropic: max_tokens charged at admission, adjusted to actual)")
+    serve.add_argument("--charge", choices=["tokenizer", "chars"], default="tokenizer",
+                       help="how --tpm counts the prompt: the tokenizer (default) or "
+                            "characters / 4, as OpenAI's limiter is reported to")
+    serve.add_argument("--charge-factor", type=float, default=1.0, metavar="F",
+                       help="charge F times the --tpm count (a server that counts more)")
+    serve.add_argument("--count-refused", action="store_true",
+                       help="refused requests count against the limits too (as OpenAI says)")
+    serve.add_argument("--quiet-limits", action="store_true",
+                       help="say nothing about the limits: no rate-limit headers, 429 bodies "
+                            "without numbers, only Retry-After (a rate-limiting proxy)")
     serve.add_argument("--latency-ms", type=float, default=0.0)
     serve.add_argument("--jitter-ms", type=float, default=0.0)
     serve.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx/529 answers")
@@ -73,7 +88,10 @@ def register(subparsers: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> SimConfig:
-    return SimConfig(rpm=args.rpm, tpm=args.tpm, latency_ms=args.latency_ms,
+    return SimConfig(rpm=args.rpm, tpm=args.tpm, itpm=args.itpm, otpm=args.otpm,
+                     token_charge=args.charge, charge_factor=args.charge_factor,
+                     count_refused=args.count_refused,
+                     limit_headers=not args.quiet_limits, latency_ms=args.latency_ms,
                      jitter_ms=args.jitter_ms, error_rate=args.error_rate,
                      timeout_rate=args.timeout_rate, drop_rate=args.drop_rate,
                      malformed_rate=args.malformed_rate, hang_s=args.hang_s,

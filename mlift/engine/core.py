@@ -4,73 +4,143 @@ Inside, in this order (DESIGN.md §3.1):
 
 1. cache — a hit returns at once, costs $0 and no rate-limit charge;
 2. budget — a request whose worst case could pass ``--max-cost`` is refused;
-3. concurrency cap, then the endpoint's rpm/tpm limiter (admission happens
-   right before sending, so the limiter's timing is the wire's timing);
-4. the provider call, under a timeout that fits the latencies seen so far;
-5. retries (tenacity, the one owner), honouring Retry-After through an
-   endpoint-wide cooldown;
-6. accounting, refunds of over-reserved tokens, and the cache write.
+3. the endpoint: a target may name several for one model (``a:m,b:m``); each
+   attempt goes to the one that would admit it soonest (:mod:`.pool`);
+4. concurrency cap, then that endpoint's closed-loop limiter (admission
+   happens right before sending, so the limiter's timing is the wire's);
+5. the provider call, under a timeout that fits the latencies seen so far;
+6. retries (tenacity, the one owner); a 429 goes back through the limiter,
+   which has learned from it;
+7. accounting, what the server said fed back to the limiter, the cache write.
 
-An authentication failure poisons its endpoint: every later call to it fails
-at once, so a run stops instead of sending thousands of doomed requests.
+Two things stop a run instead of failing items: an authentication failure
+poisons its endpoint (every later call fails at once), and the circuit
+breaker (:mod:`.breaker`) trips when every request fails the same permanent
+way, as behind a wrong ``--base-url``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 
 from tenacity import RetryCallState
 
+from mlift.engine import signals
 from mlift.engine.accounting import Accounting, Budget, usd
+from mlift.engine.breaker import Breaker
 from mlift.engine.cache import ResponseCache, cache_key
-from mlift.engine.limiter import RateLimiter
+from mlift.engine.limiter import Demand, RateLimiter, Ticket
+from mlift.engine.pool import Health, check_same_model, label, next_usable_at, pick
 from mlift.engine.retry import RetryPolicy, TimeoutPolicy
 from mlift.errors import (
     AuthError,
     BudgetExceeded,
+    ConfigError,
+    EndpointUnusable,
+    PermanentError,
     ProviderError,
     ProviderTimeout,
     RateLimited,
+    TransientError,
 )
 from mlift.prices import Price, PriceTable
 from mlift.providers.base import Endpoint, Provider
-from mlift.providers.headers import anthropic_ratelimit, openai_ratelimit
 from mlift.providers.registry import create_provider
 from mlift.tokens import count_chat_tokens, warm_up
 from mlift.types import Completion, Request
 
-Resolver = Callable[[str], Endpoint]
+Resolver = Callable[[str], Endpoint | Sequence[Endpoint]]
 Sleep = Callable[[float], Awaitable[None]]
 
 DEFAULT_CONCURRENCY = 64
+# Requests out before an endpoint's first answer: a gentle start, so a limit
+# told wrong (or not at all) is learned before a burst meets it.
+PROBE = 4
 # Requests sent within this many seconds of each other count as sent together.
 SAME_BURST_S = 1.0
 
 
 class _EndpointState:
-    """Everything the engine keeps per endpoint (provider + base URL + model)."""
+    """Everything the engine keeps per endpoint (kind + base URL + model + key)."""
 
     def __init__(self, endpoint: Endpoint, provider: Provider, price: Price,
                  sleep: Sleep, timeouts: TimeoutPolicy) -> None:
         self.endpoint, self.provider, self.price = endpoint, provider, price
+        # OpenAI charges prompt + max_tokens when it admits a request and keeps
+        # the charge; Anthropic counts input and output apart and adjusts
+        # output to what was written.
+        self.anthropic = provider.refunds_unused_tokens
+        concurrency = endpoint.concurrency or DEFAULT_CONCURRENCY
         # Half a second of burst, not the servers' usual one: requests leave
         # here at the limit but reach the server with a few ms of jitter, and
         # a client bucket as deep as the server's would meet it near-empty.
-        self.limiter = RateLimiter(endpoint.rpm, endpoint.tpm, burst_s=0.5, sleep=sleep)
-        # OpenAI charges prompt + max_tokens when it admits a request and keeps
-        # the charge; Anthropic adjusts output tokens to what was used. Refund
-        # unused reservations only where the provider does.
-        self.refunds = provider.refunds_unused_tokens
-        self.slots = asyncio.Semaphore(endpoint.concurrency or DEFAULT_CONCURRENCY)
+        self.limiter = RateLimiter(endpoint.rpm, endpoint.tpm, burst_s=0.5, sleep=sleep,
+                                   anthropic=self.anthropic, probe=PROBE,
+                                   max_window=concurrency)
+        self.slots = asyncio.Semaphore(concurrency)
         self.timeouts = timeouts
-        self.auth_error: AuthError | None = None
+        self.active = 0  # complete() calls that may use this endpoint, in their retry loop
+        self.breaker = Breaker(endpoint, attempting=lambda: self.active,
+                               pending=lambda: self.limiter.outstanding)
+        self.health = Health(endpoint.spec)
         # In-flight calls: when each was sent, since when its timeout counts
         # (see Engine._waited_their_turn) and its handle, re-armed when that moves.
         self.inflight: dict[int, tuple[float, float, asyncio.Timeout]] = {}
+
+
+class _Target:
+    """What a ``NAME:MODEL[,NAME:MODEL…]`` spec resolved to: one or more endpoints."""
+
+    def __init__(self, members: list[_EndpointState]) -> None:
+        self.members = members
+        self.primary = members[0]  # its endpoint keys the cache: any member's answer is one
+        self.lock = asyncio.Lock()
+
+    @property
+    def pooled(self) -> bool:
+        return len(self.members) > 1
+
+    def unusable(self) -> EndpointUnusable | None:
+        """The error to raise when no member can ever serve again."""
+        outs = [m.health.out for m in self.members]
+        return outs[0] if all(outs) else None
+
+    async def admit(self, demand: Demand, sleep: Sleep) -> tuple[_EndpointState, Ticket]:
+        """A concurrency slot and an admission from one member (the caller releases the slot)."""
+        if not self.pooled:
+            state = self.primary
+            await state.slots.acquire()
+            try:
+                return state, await state.limiter.acquire(demand)
+            except BaseException:
+                state.slots.release()
+                raise
+        loop = asyncio.get_running_loop()
+        async with self.lock:  # one queue for the target, first come first served
+            while True:
+                fatal = self.unusable()
+                if fatal is not None:
+                    raise fatal
+                picked, wait = pick(self.members, demand, loop.time())
+                if picked is not None and wait <= 1e-6:
+                    member: _EndpointState = picked  # type: ignore[assignment]
+                    await member.slots.acquire()  # free: picked only with a free slot
+                    ticket = member.limiter.try_acquire(demand)
+                    if ticket is not None:
+                        return member, ticket
+                    member.slots.release()
+                    wait = 0.005
+                elif picked is None:
+                    back = next_usable_at(self.members)
+                    wait = 0.01 if back is None else max(0.01, back - loop.time())
+                # Look again when the soonest member should be ready (or an answer
+                # frees a slot somewhere), at least every second.
+                await sleep(min(wait, 1.0))
 
 
 class Engine:
@@ -91,10 +161,11 @@ class Engine:
         self._timeouts = timeouts
         self._sleep = sleep
         self._factory = provider_factory
-        self._states: dict[str, _EndpointState] = {}
-        self._shared: dict[tuple[str, str, str], _EndpointState] = {}
-        # States of profiles that share a server and model with another one.
-        self._own: list[_EndpointState] = []
+        self._targets: dict[str, _Target] = {}
+        self._shared: dict[tuple[str, ...], _EndpointState] = {}
+        # Endpoints that share a server, model and key with another one but not
+        # all its settings (structured outputs, transport, price).
+        self._own: dict[Endpoint, _EndpointState] = {}
         self._ids = itertools.count()
 
     async def __aenter__(self) -> Engine:
@@ -105,90 +176,127 @@ class Engine:
         await self.aclose()
 
     def endpoint(self, target: str) -> Endpoint:
-        """Resolve a ``NAME:MODEL`` spec, validating it (and its price) now."""
-        return self._state(target).endpoint
+        """Resolve a ``NAME:MODEL`` spec, validating it (and its price) now.
+
+        For a target naming several endpoints, the first (whose answers the
+        cache keeps for all of them).
+        """
+        return self._target(target).primary.endpoint
+
+    def endpoints(self, target: str) -> list[Endpoint]:
+        return [m.endpoint for m in self._target(target).members]
 
     def price(self, target: str) -> Price:
-        return self._state(target).price
+        return self._target(target).primary.price
 
     def structured_outputs(self, target: str) -> bool:
-        """Whether ``target``'s provider has the server enforce ``Request.output_schema``."""
-        return bool(self._state(target).provider.structured_outputs)
+        """Whether ``target``'s provider has the server enforce ``Request.output_schema``
+        (for several endpoints: every one of them)."""
+        return all(m.provider.structured_outputs for m in self._target(target).members)
 
     def limiter(self, target: str) -> RateLimiter:
-        return self._state(target).limiter
+        return self._target(target).primary.limiter
 
     def provider(self, target: str) -> Provider:
-        """The provider behind a spec (batch mode asks the in-process simulator its URL)."""
-        return self._state(target).provider
+        """The provider behind a spec (batch mode asks the in-process simulator its URL);
+        for several endpoints, the first's."""
+        return self._target(target).primary.provider
 
-    def _state(self, target: str) -> _EndpointState:
-        state = self._states.get(target)
+    def limits(self) -> dict[str, dict[str, object]]:
+        """What each endpoint's limiter has learned (for stats and messages)."""
+        seen: dict[str, dict[str, object]] = {}
+        for target in self._targets.values():
+            for m in target.members:
+                seen[label(m.endpoint, [x.endpoint for x in target.members])] = \
+                    m.limiter.describe()
+        return seen
+
+    def _target(self, spec: str) -> _Target:
+        target = self._targets.get(spec)
+        if target is None:
+            endpoints: list[Endpoint] = []
+            for part in (p.strip() for p in spec.split(",")):
+                if not part:
+                    raise ConfigError(f"target {spec!r} has an empty entry (NAME:MODEL,…)")
+                resolved = self._resolve(part)
+                endpoints.extend([resolved] if isinstance(resolved, Endpoint) else resolved)
+            check_same_model(spec, endpoints)
+            target = self._targets[spec] = _Target([self._member(ep) for ep in endpoints])
+            if target.pooled:
+                for m in target.members:
+                    m.health.label = label(m.endpoint, endpoints)
+        return target
+
+    def _member(self, endpoint: Endpoint) -> _EndpointState:
+        # A model without a price fails here, before anything is sent.
+        price = self._prices.price_for(endpoint)
+        # Limits are per server, model and key: profiles that point at the same
+        # server and model with the same key share one limiter; another key
+        # has its own (the key itself is only hashed, in memory).
+        key_id = hashlib.sha256((endpoint.api_key or "").encode()).hexdigest()[:16]
+        state = self._shared.get((*endpoint.limit_key, key_id))
         if state is None:
-            endpoint = self._resolve(target)
-            # A model without a price fails here, before anything is sent.
-            price = self._prices.price_for(endpoint)
             # Load the tokenizer now (~1 s once), not inside the first request.
             warm_up(endpoint.model)
-            # Profiles that point at the same server and model share one limiter.
-            state = self._shared.get(endpoint.limit_key)
-            if state is None:
-                state = _EndpointState(endpoint, self._factory(endpoint), price,
-                                       self._sleep, self._timeouts())
-                self._shared[endpoint.limit_key] = state
-            elif dataclasses.replace(state.endpoint, name=endpoint.name) != endpoint:
-                # The same server and model through other settings (structured
-                # outputs, transport, key, price): a client and price of its own,
-                # the same limits, slots and timeouts.
-                own = _EndpointState(endpoint, self._factory(endpoint), price,
-                                     self._sleep, state.timeouts)
+            state = _EndpointState(endpoint, self._factory(endpoint), price, self._sleep,
+                                   self._timeouts())
+            self._shared[(*endpoint.limit_key, key_id)] = state
+        elif dataclasses.replace(state.endpoint, name=endpoint.name) != endpoint:
+            # The same server, model and key through other settings: a client,
+            # price and breaker of its own; the same limits, slots, timeouts and
+            # health (it is the same server's capacity).
+            own = self._own.get(endpoint)
+            if own is None:
+                own = _EndpointState(endpoint, self._factory(endpoint), price, self._sleep,
+                                     state.timeouts)
                 own.limiter, own.slots, own.inflight = state.limiter, state.slots, state.inflight
-                self._own.append(own)
-                state = own
-            self._states[target] = state
+                own.health = state.health
+                self._own[endpoint] = own
+            state = own
         return state
 
     async def complete(self, request: Request) -> Completion:
-        state = self._state(request.target)
-        endpoint = state.endpoint
-        if state.auth_error is not None:
-            raise state.auth_error
-        key = cache_key(request, endpoint)
+        target = self._target(request.target)
+        fatal = target.unusable()
+        if fatal is not None:
+            raise fatal
+        primary = target.primary.endpoint
+        key = cache_key(request, primary)
         if self.cache is not None:
             hit = await self.cache.get(key)
             if hit is not None:  # comes back marked cached, at $0
-                self.accounting.record_success(request.stage, endpoint.spec, hit,
+                self.accounting.record_success(request.stage, primary.spec, hit,
                                                cached=True, latency_s=0.0, attempts=0)
                 return hit
 
-        prompt_tokens = count_chat_tokens(request.messages, endpoint.model)
-        reserve_tokens = prompt_tokens + request.max_tokens
-        worst = state.price.max_cost(prompt_tokens, request.max_tokens)
+        demand = Demand(count_chat_tokens(request.messages, primary.model), request.max_tokens)
+        worst = max(m.price.max_cost(demand.prompt, request.max_tokens) for m in target.members)
         if not self.budget.reserve(worst):
             raise BudgetExceeded(
                 f"the next request could cost up to ${worst:.4f}, which would pass the "
                 f"--max-cost cap of {usd(self.budget.max_cost or 0.0)} "
                 f"(the run has spent ${self.budget.total_spent:.4f}); re-run with a higher cap "
                 f"to resume")
-
         attempts = 0
-
-        def on_retry(call: RetryCallState) -> None:
-            exc = call.outcome.exception() if call.outcome else None
-            if isinstance(exc, ProviderError):
-                self.accounting.record_retry(request.stage, endpoint.spec, exc)
-
+        state = target.primary
+        completion: Completion | None = None
         try:
-            async for attempt in self._retry.retrying(self._sleep, on_retry):
-                with attempt:
-                    attempts += 1
-                    completion = await self._attempt(state, request, reserve_tokens)
+            while completion is None:
+                outcome = await self._with_retries(target, request, demand)
+                attempts += outcome.attempts
+                state = outcome.state
+                completion = outcome.completion
+                if completion is not None:
+                    break
+                assert outcome.error is not None
+                error = await self._verdict(target, state, outcome.error)
+                if isinstance(error, EndpointUnusable) and target.unusable() is None:
+                    continue  # another member of the pool takes it
+                raise error
         except ProviderError as exc:
             self.budget.release(worst)
             exc.item_id = request.item_id
-            if isinstance(exc, AuthError):
-                state.auth_error = exc
-            self.accounting.record_failure(request.stage, endpoint.spec, exc, attempts)
+            self.accounting.record_failure(request.stage, state.endpoint.spec, exc, attempts)
             raise
         except BaseException:
             self.budget.release(worst)
@@ -197,48 +305,106 @@ class Engine:
         cost = state.price.cost(completion.usage)
         self.budget.settle(worst, cost)
         completion = dataclasses.replace(completion, cost_usd=cost, attempts=attempts)
-        self.accounting.record_success(request.stage, endpoint.spec, completion, cached=False,
-                                       latency_s=completion.latency_s, attempts=attempts)
+        self.accounting.record_success(request.stage, state.endpoint.spec, completion,
+                                       cached=False, latency_s=completion.latency_s,
+                                       attempts=attempts)
         if self.cache is not None:
             await self.cache.put(key, completion)
         return completion
 
-    async def _attempt(self, state: _EndpointState, request: Request,
-                       reserve_tokens: int) -> Completion:
+    async def _with_retries(self, target: _Target, request: Request,
+                            demand: Demand) -> _Outcome:
+        """Attempts with retries; each attempt goes to the member that can take it soonest."""
+        outcome = _Outcome(target.primary)
+
+        def on_retry(call: RetryCallState) -> None:
+            exc = call.outcome.exception() if call.outcome else None
+            if isinstance(exc, ProviderError):
+                self.accounting.record_retry(request.stage, outcome.state.endpoint.spec, exc)
+
+        for m in target.members:
+            m.active += 1
+        try:
+            async for attempt in self._retry.retrying(self._sleep, on_retry):
+                with attempt:
+                    outcome.attempts += 1
+                    outcome.completion = await self._attempt(target, request, demand, outcome)
+        except ProviderError as exc:
+            outcome.error = exc
+        finally:
+            for m in target.members:
+                m.active -= 1
+                m.breaker.notify()
+        return outcome
+
+    async def _verdict(self, target: _Target, state: _EndpointState,
+                       error: ProviderError) -> ProviderError:
+        """What a request that failed for good raises: its own error, or its endpoint's."""
+        if state.health.out is not None:
+            return state.health.out  # the endpoint is out: not this item's fault
+        if isinstance(error, AuthError):
+            state.health.unusable(error, pooled=target.pooled)
+            return error
+        if isinstance(error, PermanentError):
+            verdict = await state.breaker.failure(error)
+            if isinstance(verdict, EndpointUnusable):
+                state.health.unusable(verdict, pooled=target.pooled)
+            return verdict
+        if isinstance(error, EndpointUnusable):
+            state.health.unusable(error, pooled=target.pooled)
+        return error
+
+    async def _attempt(self, target: _Target, request: Request, demand: Demand,
+                       outcome: _Outcome) -> Completion:
         loop = asyncio.get_running_loop()
-        async with state.slots:
-            await state.limiter.acquire(reserve_tokens)
+        pooled = target.pooled
+        state, ticket = await target.admit(demand, self._sleep)
+        outcome.state = state
+        try:
+            if state.health.out is not None:  # it went out while this one waited
+                state.limiter.abandon(ticket)
+                raise state.health.out
             start = loop.time()
             call_id = next(self._ids)
             try:
                 async with asyncio.timeout_at(start + state.timeouts.current_s) as deadline:
                     state.inflight[call_id] = (start, start, deadline)
                     completion = await state.provider.complete(request)
+                state.limiter.answered(ticket, completion.ratelimit, completion.usage)
             except TimeoutError as exc:
                 if isinstance(exc, ProviderError):
+                    state.health.transient_failure(exc, loop.time(), pooled=pooled)
                     raise
-                raise ProviderTimeout(
+                timeout = ProviderTimeout(
                     f"no answer after {loop.time() - start:.1f}s (timeout fitted to the "
                     f"latencies seen so far); abandoned and retried",
-                    provider=state.endpoint.name, model=state.endpoint.model) from exc
+                    provider=state.endpoint.name, model=state.endpoint.model)
+                state.health.transient_failure(timeout, loop.time(), pooled=pooled)
+                raise timeout from exc
             except RateLimited as exc:
-                # The server did not admit it: give the tokens back, and hold the
-                # whole endpoint for Retry-After.
-                state.limiter.refund(reserve_tokens, 0)
-                state.limiter.cool_down(exc.retry_after if exc.retry_after else 1.0)
-                info = openai_ratelimit(exc.headers) or anthropic_ratelimit(exc.headers)
-                if info is not None:
-                    state.limiter.update(info)
+                report = signals.from_error(exc, anthropic=state.anthropic)
+                if report.too_large:
+                    raise PermanentError(
+                        f"{exc.args[0] if exc.args else exc} (this request alone is larger "
+                        f"than the limit: no wait can let it through)",
+                        provider=exc.provider, model=exc.model, status=exc.status,
+                        request_id=exc.request_id, headers=exc.headers) from exc
+                # The server did not admit it: the limiter learns from the refusal,
+                # and the retry waits for capacity there.
+                state.limiter.refused(ticket, report)
+                raise
+            except TransientError as exc:
+                state.health.transient_failure(exc, loop.time(), pooled=pooled)
                 raise
             finally:
                 state.inflight.pop(call_id, None)
+                state.limiter.abandon(ticket)  # a no-op once it was answered or refused
+        finally:
+            state.slots.release()
+        state.health.success()
+        state.breaker.success()
         self._waited_their_turn(state, start, loop.time())
         latency = loop.time() - start
-        if state.refunds:
-            used = completion.usage.input_tokens + completion.usage.output_tokens
-            state.limiter.refund(reserve_tokens, used)
-        if completion.ratelimit is not None:
-            state.limiter.update(completion.ratelimit)
         if state.timeouts.observe(latency):
             for _sent, since, handle in state.inflight.values():
                 handle.reschedule(since + state.timeouts.current_s)
@@ -263,8 +429,18 @@ class Engine:
                 handle.reschedule(now + state.timeouts.current_s)
 
     async def aclose(self) -> None:
-        for state in [*self._shared.values(), *self._own]:
+        for state in [*self._shared.values(), *self._own.values()]:
             await state.provider.aclose()
         self._shared.clear()
         self._own.clear()
-        self._states.clear()
+        self._targets.clear()
+
+
+@dataclasses.dataclass(slots=True)
+class _Outcome:
+    """How one round of attempts ended, and on which endpoint."""
+
+    state: _EndpointState
+    completion: Completion | None = None
+    error: ProviderError | None = None
+    attempts: int = 0

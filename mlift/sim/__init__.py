@@ -59,13 +59,20 @@ What it does not do (know these before reading its numbers)
   the default ``default``, is counted with the script-aware approximation of
   :func:`mlift.tokens.approx_tokens` (about ±15 % of o200k). Anthropic's
   message framing is approximated with OpenAI's (3 tokens per message + 3).
-* Rate limits: the token charge at admission is prompt tokens plus
-  ``max_tokens`` (1024 when the request gives none) and is not refunded by
-  the real usage. The bucket holds ``burst_s`` seconds of the limit, so up to
+* Rate limits: by default the ``tpm`` charge at admission is prompt tokens
+  (by the tokenizer) plus ``max_tokens`` (1024 when the request gives none)
+  and is not refunded by the real usage; ``token_charge="chars"`` counts the
+  prompt as characters / 4 instead, ``charge_factor`` scales the charge, and
+  ``count_refused`` charges refused requests too, so the simulator can count
+  the way real servers are reported to rather than the way mlift estimates.
+  ``itpm``/``otpm`` are Anthropic's separate input/output limits (output
+  charged ``max_tokens``, settled to what was written). The bucket holds
+  ``burst_s`` seconds of the limit, so up to
   ``limit/60 x burst_s`` requests pass at once and any 1 s window admits at
   most ``limit/60 x (1 + burst_s)``; no 60 s window ever admits more than the
-  limit. ``remaining`` is what could be admitted right now and ``reset`` is
-  the time until the bucket is full again. Limits are per API key (the
+  limit. ``remaining`` is what could be admitted right now (Anthropic's token
+  families rounded to the nearest thousand, as documented) and ``reset`` the
+  time until the bucket is full again. Limits are per API key (the
   ``Authorization`` bearer or ``x-api-key``), not per model or organisation.
 * ``retry-after-ms`` is sent on both routes (Anthropic's API sends only
   ``retry-after``; both SDKs read the millisecond form first). Both values

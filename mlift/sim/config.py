@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Literal
 
 from mlift.errors import ConfigError
+
+TokenCharge = Literal["tokenizer", "chars"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +23,27 @@ class SimConfig:
     score. ``verbosity`` makes free-text answers that many times as long (a
     wordier provider, to check that estimates hold beyond this simulator).
     ``require_key`` makes every route demand that API key.
+
+    How the limits count, so the simulator can disagree with mlift the way
+    real servers do:
+
+    * ``tpm`` charges at admission the prompt as the server estimates it plus
+      ``max_tokens``, never refunded (OpenAI). ``token_charge="tokenizer"``
+      counts the prompt with the tokenizer; ``"chars"`` estimates it as
+      characters / 4, as OpenAI's limiter is reported to. ``charge_factor``
+      scales the whole charge (a server whose estimator counts more, or less,
+      than the client's).
+    * ``itpm``/``otpm`` are Anthropic's separate input- and output-token
+      limits: input is charged as counted, output is charged ``max_tokens`` at
+      admission and adjusted to the tokens really written when the answer is
+      done. Their headers are ``anthropic-ratelimit-input-tokens-*`` and
+      ``-output-tokens-*``.
+    * ``count_refused``: a refused request is charged too (OpenAI: "unsuccessful
+      requests contribute to your per-minute limit"), so a client that retries
+      at once digs itself deeper.
+    * ``limit_headers=False``: the server says nothing about its limits — no
+      rate-limit headers, and 429 bodies that name no limit or numbers, only
+      Retry-After (a rate-limiting proxy in front of an OpenAI-compatible server).
 
     Prompt caching (``prompt_cache``, on by default) reports cached tokens
     as each provider does (see :mod:`mlift.sim.prompt_cache`).
@@ -39,6 +63,12 @@ class SimConfig:
 
     rpm: float | None = None
     tpm: float | None = None
+    itpm: float | None = None
+    otpm: float | None = None
+    token_charge: TokenCharge = "tokenizer"
+    charge_factor: float = 1.0
+    count_refused: bool = False
+    limit_headers: bool = True
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     error_rate: float = 0.0
@@ -67,7 +97,7 @@ class SimConfig:
             value = getattr(self, f.name)
             if f.name.endswith("_rate") and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"sim: {f.name} must be between 0 and 1, got {value}")
-        for name in ("rpm", "tpm"):
+        for name in ("rpm", "tpm", "itpm", "otpm"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"sim: {name} must be positive (or unset for no limit), "
@@ -88,6 +118,11 @@ class SimConfig:
                                   f"provider's limit), got {value}")
         if self.verbosity <= 0:
             raise ConfigError(f"sim: verbosity must be positive, got {self.verbosity}")
+        if self.token_charge not in ("tokenizer", "chars"):
+            raise ConfigError(f"sim: token_charge must be 'tokenizer' or 'chars', "
+                              f"got {self.token_charge!r}")
+        if self.charge_factor <= 0:
+            raise ConfigError(f"sim: charge_factor must be positive, got {self.charge_factor}")
         if self.burst_s <= 0:
             raise ConfigError(f"sim: burst_s must be positive, got {self.burst_s}")
         total = self.error_rate + self.timeout_rate + self.drop_rate + self.malformed_rate

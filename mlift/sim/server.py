@@ -18,7 +18,7 @@ from mlift.sim import wire
 from mlift.sim.answers import answer
 from mlift.sim.batches import Batches, LineReply
 from mlift.sim.config import SimConfig
-from mlift.sim.limiter import Decision, KeyLimits
+from mlift.sim.limiter import Charges, Decision, KeyLimits
 from mlift.sim.prompt_cache import Breakpoint, PromptCache, anthropic_breakpoints
 from mlift.sim.stats import Stats
 from mlift.tokens import count_chat_tokens, count_tokens, truncate_tokens, warm_up
@@ -130,6 +130,14 @@ class SimServer:
         """The counters ``GET /stats`` serves (batch traffic under ``"batch"``)."""
         return {**self._stats.snapshot(), "batch": self._batches.snapshot()}
 
+    def admitted_between(self, start: float, end: float) -> dict[str, float]:
+        """Answered requests admitted in ``[start, end)`` (server clock) and their charges."""
+        return self._stats.admitted_between(start, end)
+
+    def refused_between(self, start: float, end: float) -> int:
+        """429s for rate limits in ``[start, end)`` on the server's clock."""
+        return self._stats.refused_between(start, end)
+
     # ---- small routes ---------------------------------------------------------------------
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
@@ -220,17 +228,21 @@ class SimServer:
             return self._error(dialect, rid, err.status, err)
         cfg = self.config
         prompt = _prompt_tokens(req.model, req.system, req.messages, dialect)
-        charge = prompt + (req.max_tokens or wire.DEFAULT_MAX_TOKENS)
+        charges = self._charges(req, prompt)
         key = self._key(request) or ""
         admitted_at = self._clock()
         limits = self._limits.get(key)
         if limits is None:
-            limits = self._limits[key] = KeyLimits(cfg.rpm, cfg.tpm, cfg.burst_s, admitted_at)
-        decision = limits.offer(charge, admitted_at)
-        limit_headers = (wire.openai_limit_headers(decision) if dialect == "openai"
-                         else wire.anthropic_limit_headers(decision))
+            limits = self._limits[key] = KeyLimits(cfg.rpm, cfg.tpm, cfg.burst_s, admitted_at,
+                                                   itpm=cfg.itpm, otpm=cfg.otpm)
+        decision = limits.offer(charges, admitted_at, count_refused=cfg.count_refused)
+        limit_headers: dict[str, str] = {}
+        if cfg.limit_headers:
+            limit_headers = (wire.openai_limit_headers(decision) if dialect == "openai"
+                             else wire.anthropic_limit_headers(decision))
         if not decision.admitted:
-            return self._rate_limited(dialect, rid, req, decision, charge, limit_headers)
+            self._stats.refused(admitted_at)
+            return self._rate_limited(dialect, rid, req, decision, charges, limit_headers)
 
         fault = self._draw_fault()
         delay = cfg.latency_ms + (self._rng.uniform(-cfg.jitter_ms, cfg.jitter_ms)
@@ -240,10 +252,14 @@ class SimServer:
         if fault == "timeout":
             await asyncio.sleep(cfg.hang_s)  # cancelled if the client disconnects
         if fault == "error":
+            limits.settle_output(decision, 0, self._clock())
             return self._server_error(dialect, rid)
 
         text, finish, usage = self._answer(dialect, req, prompt, key, points,
                                            route=request.headers.get(ROUTE_HEADER))
+        # Anthropic charges max_tokens against output tokens at admission and
+        # adjusts the charge to what was written once the answer is done.
+        limits.settle_output(decision, usage.completion, self._clock())
         if req.stream:
             build = wire.openai_stream if dialect == "openai" else wire.anthropic_stream
             body, ctype = build(rid, req, text, finish, usage), _SSE_TYPE
@@ -258,7 +274,8 @@ class SimServer:
             body = (b"data: {\"choices\": [{\"delta\": \n\n" if req.stream
                     else body[: len(body) // 2] + b"<!-- upstream error -->")
         else:
-            self._stats.answered(admitted_at, charge, prompt, usage.completion)
+            self._stats.answered(admitted_at, charges.tokens, prompt, usage.completion,
+                                 input_charge=charges.input_tokens)
         return web.Response(body=body, headers={"Content-Type": ctype, **headers})
 
     def _answer(self, dialect: Dialect, req: wire.ChatRequest, prompt: int, key: str,
@@ -339,29 +356,43 @@ class SimServer:
                if status == 500 else "The engine is currently overloaded, please try again later.")
         return self._error(dialect, rid, status, wire.WireError(status, msg, kind="server_error"))
 
-    def _rate_limited(self, dialect: Dialect, rid: str, req: wire.ChatRequest,
-                      decision: Decision, charge: int, headers: dict[str, str]) -> web.Response:
+    def _charges(self, req: wire.ChatRequest, prompt: int) -> Charges:
+        """What this request costs each limit, counted the way the configured server counts."""
         cfg = self.config
+        max_out = req.max_tokens or wire.DEFAULT_MAX_TOKENS
+        if cfg.token_charge == "chars":
+            chars = len(req.system) if req.system else 0
+            chars += sum(len(text) for role, text in req.messages if role != "system")
+            estimate = math.ceil(chars / 4)
+        else:
+            estimate = prompt
+        return Charges(tokens=math.ceil(cfg.charge_factor * (estimate + max_out)),
+                       input_tokens=prompt, output_tokens=max_out)
+
+    def _rate_limited(self, dialect: Dialect, rid: str, req: wire.ChatRequest,
+                      decision: Decision, charges: Charges,
+                      headers: dict[str, str]) -> web.Response:
         by = decision.refused_by or "requests"
-        limit = int((cfg.tpm if by == "tokens" else cfg.rpm) or 0)
-        asked = charge if by == "tokens" else 1
+        limit = int(decision.states[by].limit) if by in decision.states else 0
+        asked = 1 if by == "requests" else round(getattr(charges, by))
         hdrs = dict(headers)
         if math.isinf(decision.wait_s):
             hdrs["x-should-retry"] = "false"  # no wait would ever let it through
-            msg = (f"Request too large for {req.model} in organization org-mlift-sim on tokens "
-                   f"per min (TPM): Limit {limit}, Requested {charge}. The input or output "
-                   "tokens must be reduced in order to run successfully.")
         else:
             hdrs.update(wire.retry_headers(decision.wait_s))
-            unit = "tokens per min (TPM)" if by == "tokens" else "requests per min (RPM)"
-            msg = (f"Rate limit reached for {req.model} in organization org-mlift-sim on {unit}: "
-                   f"Limit {limit}, Used {decision.used}, Requested {asked}. Please try again in "
-                   f"{wire.go_duration(decision.wait_s)}. (mlift simulator)")
-        if dialect == "anthropic":
-            err = wire.WireError(429, msg.replace(" in organization org-mlift-sim", ""),
+        if not self.config.limit_headers:
+            # A server (or proxy) that says nothing about its limits.
+            quiet = "Too many requests: slow down and retry later. (mlift simulator)"
+            err = wire.WireError(429, quiet, kind="rate_limit_error" if dialect == "anthropic"
+                                 else "requests", code="rate_limit_exceeded")
+        elif dialect == "anthropic":
+            err = wire.WireError(429, wire.anthropic_rate_message(by, limit),
                                  kind="rate_limit_error")
         else:
-            err = wire.WireError(429, msg, kind=by, code="rate_limit_exceeded")
+            msg = wire.openai_rate_message(req.model, by, limit, decision.used, asked,
+                                           decision.wait_s)
+            err = wire.WireError(429, msg, kind="requests" if by == "requests" else "tokens",
+                                 code="rate_limit_exceeded")
         return self._error(dialect, rid, 429, err, hdrs)
 
     async def _drop(self, request: web.Request, body: bytes, ctype: str,

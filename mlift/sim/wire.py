@@ -400,6 +400,36 @@ def models_list() -> bytes:
                   "first_id": data[0]["id"], "last_id": data[-1]["id"]})
 
 
+# ---- 429 messages --------------------------------------------------------------------------
+
+_OPENAI_UNITS = {"requests": "requests per min (RPM)", "tokens": "tokens per min (TPM)",
+                 "input_tokens": "input tokens per min (ITPM)",
+                 "output_tokens": "output tokens per min (OTPM)"}
+_ANTHROPIC_UNITS = {"requests": "requests", "tokens": "tokens",
+                    "input_tokens": "input tokens", "output_tokens": "output tokens"}
+
+
+def openai_rate_message(model: str, by: str, limit: int, used: int, requested: int,
+                        wait_s: float) -> str:
+    """OpenAI's 429 message: which limit, ``Limit L, Used U, Requested R``, when to retry."""
+    unit = _OPENAI_UNITS[by]
+    if math.isinf(wait_s):
+        return (f"Request too large for {model} in organization org-mlift-sim on {unit}: "
+                f"Limit {limit}, Requested {requested}. The input or output tokens must be "
+                "reduced in order to run successfully.")
+    return (f"Rate limit reached for {model} in organization org-mlift-sim on {unit}: "
+            f"Limit {limit}, Used {used}, Requested {requested}. Please try again in "
+            f"{go_duration(wait_s)}. (mlift simulator)")
+
+
+def anthropic_rate_message(by: str, limit: int) -> str:
+    """Anthropic's 429 message names the limit and its size, not the usage (see the headers)."""
+    return (f"This request would exceed the rate limit for your organization (org-mlift-sim) "
+            f"of {limit:,} {_ANTHROPIC_UNITS[by]} per minute. The response headers show the "
+            "current usage; lower the prompt length or max_tokens, or retry later. "
+            "(mlift simulator)")
+
+
 # ---- rate-limit headers -------------------------------------------------------------------
 
 def go_duration(seconds: float) -> str:
@@ -420,8 +450,10 @@ def rfc3339(seconds_from_now: float) -> str:
 
 
 def openai_limit_headers(decision: Decision) -> dict[str, str]:
+    """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``; resets as Go durations."""
     headers: dict[str, str] = {}
-    for name, state in (("requests", decision.requests), ("tokens", decision.tokens)):
+    for name in ("requests", "tokens"):
+        state = decision.states.get(name)
         if state is not None:
             headers[f"x-ratelimit-limit-{name}"] = str(state.limit)
             headers[f"x-ratelimit-remaining-{name}"] = str(state.remaining)
@@ -429,16 +461,38 @@ def openai_limit_headers(decision: Decision) -> dict[str, str]:
     return headers
 
 
+def _nearest_thousand(value: int) -> int:
+    return math.floor(value / 1000 + 0.5) * 1000
+
+
 def anthropic_limit_headers(decision: Decision) -> dict[str, str]:
+    """``anthropic-ratelimit-{requests,input-tokens,output-tokens,tokens}-{limit,remaining,reset}``.
+
+    As Anthropic documents them: resets are RFC 3339 times at which the bucket
+    is full again; token ``remaining`` values are rounded to the nearest
+    thousand; ``tokens-*`` shows the most restrictive token limit in effect
+    (here: whichever token limit has the smallest share left).
+    """
     headers: dict[str, str] = {}
-    states: tuple[tuple[str, LimitState | None], ...] = (
-        ("requests", decision.requests), ("tokens", decision.tokens))
-    for name, state in states:
+    families = {"requests": "requests", "input_tokens": "input-tokens",
+                "output_tokens": "output-tokens"}
+    for name, family in families.items():
+        state = decision.states.get(name)
         if state is not None:
-            headers[f"anthropic-ratelimit-{name}-limit"] = str(state.limit)
-            headers[f"anthropic-ratelimit-{name}-remaining"] = str(state.remaining)
-            headers[f"anthropic-ratelimit-{name}-reset"] = rfc3339(state.reset_s)
+            headers.update(_anthropic_family(family, state, exact=name == "requests"))
+    token_states = [decision.states[n] for n in ("tokens", "input_tokens", "output_tokens")
+                    if n in decision.states]
+    if token_states:
+        tightest = min(token_states, key=lambda st: st.remaining / max(1, st.limit))
+        headers.update(_anthropic_family("tokens", tightest, exact=False))
     return headers
+
+
+def _anthropic_family(family: str, state: LimitState, *, exact: bool) -> dict[str, str]:
+    remaining = state.remaining if exact else _nearest_thousand(state.remaining)
+    return {f"anthropic-ratelimit-{family}-limit": str(state.limit),
+            f"anthropic-ratelimit-{family}-remaining": str(remaining),
+            f"anthropic-ratelimit-{family}-reset": rfc3339(state.reset_s)}
 
 
 def retry_headers(wait_s: float) -> dict[str, str]:
