@@ -17,8 +17,8 @@ Sources, as the providers document them:
   minute".
 
 Successful answers reach the engine as the provider's ``RateLimitInfo``
-(requests and one token family); errors carry their rate-limit headers and
-message, which are parsed here in full.
+(requests, a token limit, and Anthropic's input and output families); errors
+carry their rate-limit headers and message, which are parsed here in full.
 """
 
 from __future__ import annotations
@@ -94,6 +94,12 @@ def from_info(info: RateLimitInfo | None, *, anthropic: bool) -> ServerReport:
             unnamed = tokens
         else:
             quotas[TOKENS] = tokens
+    for name, quota in ((INPUT, _quota(info.limit_input_tokens, info.remaining_input_tokens,
+                                       info.reset_input_tokens_s)),
+                        (OUTPUT, _quota(info.limit_output_tokens, info.remaining_output_tokens,
+                                        info.reset_output_tokens_s))):
+        if quota is not None:
+            quotas[name] = quota
     return ServerReport(quotas, unnamed, info.retry_after_s)
 
 
