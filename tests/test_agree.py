@@ -19,6 +19,8 @@ from mlift.agree.render import render_html, render_text
 from mlift.cli import main
 from mlift.review.store import JudgeScore, Label, Preference, append
 
+pytestmark = pytest.mark.usefixtures("no_blocking")
+
 A = [1, 2, 3, 3, 4, 5, 5, 2, 1]
 B = [1, 3, 3, 2, 4, 5, 4, 2, 3]
 LANGS = ["hi"] * 5 + ["te"] * 4

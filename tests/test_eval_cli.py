@@ -16,6 +16,8 @@ import pytest
 from mlift.cli import main
 from mlift.eval.rouge import RougeScorer
 
+pytestmark = pytest.mark.usefixtures("no_blocking")
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "samples" / "eval"
 LANGS = ["hi", "te", "ja", "en", "es"]

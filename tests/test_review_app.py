@@ -26,6 +26,8 @@ from mlift.review.blind import build_deck
 from mlift.review.pairs import Pair
 from mlift.review.store import Label, append, read
 
+pytestmark = pytest.mark.usefixtures("no_blocking")
+
 INJECTION = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 SECRET = "TOP-SECRET-MARKER-7f3a"
 
@@ -130,7 +132,8 @@ async def start(tmp_path: Path) -> AsyncIterator[Any]:
     http = aiohttp.ClientSession()
 
     async def start_server(*folders: Path, labeller: str = "ana") -> Client:
-        review = Review(list(folders), labeller=labeller, seed=1)
+        # Built before serving, as `mlift review` does before its loop (it reads the folders).
+        review = await asyncio.to_thread(Review, list(folders), labeller=labeller, seed=1)
         runner, url = await serve(review, port=0)
         runners.append(runner)
         return Client(review, url, http)

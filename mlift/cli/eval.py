@@ -167,7 +167,8 @@ def handle(args: argparse.Namespace) -> int:
     items = limit_items(loaded.items, args.limit)
     library = load_prompts()
     _report_input(loaded)
-    return asyncio.run(_run(args, task, loaded, items, models, library))
+    factory = EngineFactory.from_args(args)  # config and prices read before the loop
+    return asyncio.run(_run(args, factory, task, loaded, items, models, library))
 
 
 def _report_input(loaded: Loaded) -> None:
@@ -178,21 +179,24 @@ def _report_input(loaded: Loaded) -> None:
         print(f"mlift eval: note: {note}", file=sys.stderr)
 
 
-async def _run(args: argparse.Namespace, task: Task, loaded: Loaded, items: list[Any],
-               models: list[ModelRef], library: Any) -> int:
-    factory = EngineFactory.from_args(args)
+async def _run(args: argparse.Namespace, factory: EngineFactory, task: Task, loaded: Loaded,
+               items: list[Any], models: list[ModelRef], library: Any) -> int:
     prompts = {p: library.get(p).ref for p in prompt_names(library, items)}
     current = {m.label: m.spec for m in models}
     async with factory.engine() as engine:
-        for m in models:
-            engine.endpoint(m.spec)  # an unknown provider or a missing price fails here
-        if args.estimate:
-            folder = load_folder(args.out) if is_eval_folder(args.out) else None
-        else:
-            folder = open_folder(args.out, _identity(args.out, task, loaded, prompts), current,
-                                 new_generation=args.new_generation)
-            write_invalid(folder, loaded.invalid)
-        done = done_keys(answers(folder)) if folder is not None else set()
+        # An unknown provider or a missing price fails here; tokenizers load in a thread.
+        await engine.prepare(*dict.fromkeys(m.spec for m in models))
+
+        def open_() -> tuple[RunFolder | None, set[tuple[str, str]]]:
+            if args.estimate:
+                found = load_folder(args.out) if is_eval_folder(args.out) else None
+            else:
+                found = open_folder(args.out, _identity(args.out, task, loaded, prompts),
+                                    current, new_generation=args.new_generation)
+                write_invalid(found, loaded.invalid)
+            return found, done_keys(answers(found)) if found is not None else set()
+
+        folder, done = await asyncio.to_thread(open_)
         evalrun = EvalRun(task, items, models, engine, library, done,
                           workers=args.concurrency or 64)
         est = await estimate(engine, evalrun.requests(), evalrun.template)
@@ -207,12 +211,17 @@ async def _run(args: argparse.Namespace, task: Task, loaded: Loaded, items: list
             async with Progress(engine, quiet=args.quiet, counts=counts):
                 report = await evalrun.execute(run)
             await run.flush()
-            records = answers(folder)
-            known = labels(folder, records, current)
-            summary = summarize(task, records, open_failures(folder, done_keys(records)),
-                                known, seed=args.seed, resamples=args.resamples)
-            summary["notes"] = loaded.notes
-            write_summary(folder, summary)
+
+            def summarise(folder: RunFolder) -> tuple[dict[str, Any], dict[str, str]]:
+                records = answers(folder)
+                known = labels(folder, records, current)
+                summary = summarize(task, records, open_failures(folder, done_keys(records)),
+                                    known, seed=args.seed, resamples=args.resamples)
+                summary["notes"] = loaded.notes
+                write_summary(folder, summary)
+                return summary, known
+
+            summary, known = await asyncio.to_thread(summarise, folder)
             await run.summary(
                 task=task.name, models=known, langs=args.lang,
                 data=loaded.sources, prompts=prompts, estimate=est,
