@@ -23,8 +23,6 @@ from mlift.errors import ServerError
 from mlift.sim import SimConfig, SimServer
 from mlift.types import Request
 
-pytestmark = pytest.mark.usefixtures("no_blocking")
-
 SimFactory = Callable[..., Awaitable[SimServer]]
 CONFIG = SimConfig(batch_validate_s=1, batch_delay_s=20, batch_finalize_s=1)
 

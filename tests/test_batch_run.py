@@ -20,8 +20,6 @@ from mlift.batch import BatchJournal
 from mlift.cli import main
 from mlift.sim import SimConfig
 
-pytestmark = pytest.mark.usefixtures("no_blocking")
-
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = [str(ROOT / "samples" / f"{lang}.jsonl") for lang in ("hi", "te", "ja", "es")]
 FAST = SimConfig(batch_validate_s=0.01, batch_delay_s=0.05, batch_finalize_s=0.01)

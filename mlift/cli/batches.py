@@ -159,7 +159,7 @@ def _print(chunks: list[ChunkRecord]) -> None:
 async def _remote(args: argparse.Namespace, journal: BatchJournal,
                   chunks: list[ChunkRecord]) -> list[ChunkRecord]:
     """Refresh or cancel through each target's batch API; returns the journal as it is now."""
-    config = load_config(args.config)
+    config = await asyncio.to_thread(load_config, args.config)
     wanted = set(args.cancel) if args.cancel else None
     if wanted is not None:
         unknown = wanted - {c.batch_id for c in chunks}
@@ -178,7 +178,8 @@ async def _remote(args: argparse.Namespace, journal: BatchJournal,
                           "run that started it; its batches are gone", file=sys.stderr)
                     clients[target] = None
                 else:
-                    clients[target] = make_client(endpoint)
+                    # An SDK client reads its modules and CA certificates: in a thread.
+                    clients[target] = await asyncio.to_thread(make_client, endpoint)
             client = clients[target]
             if client is None:
                 continue

@@ -98,8 +98,9 @@ def handle(args: argparse.Namespace) -> int:
     batch = batch_stages(args, PIPELINE_STAGES)
     # Config, price table and the --out folder are read now, before the event loop starts.
     factory = EngineFactory.from_args(args) if args.pilot else None
+    table = factory.prices if factory is not None else PriceTable.load()
     result = asyncio.run(_estimate(args, options, library, batch, resolver(args),
-                                   _finished(args.out), factory))
+                                   _finished(args.out), factory, table))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / ESTIMATE_FILE).write_text(json.dumps(result, indent=2) + "\n",
@@ -120,8 +121,8 @@ def _finished(out: Path | None) -> Finished | None:
 
 async def _estimate(args: argparse.Namespace, options: RunOptions, library: PromptLibrary,
                     batch: frozenset[str] | None, resolve: Callable[[str], Endpoint],
-                    finished: Finished | None,
-                    factory: EngineFactory | None) -> dict[str, Any]:
+                    finished: Finished | None, factory: EngineFactory | None,
+                    table: PriceTable) -> dict[str, Any]:
     pilot = factors = latency = None
     if factory is not None:
         result = await run_pilot(factory, options, library, resolve,
@@ -131,7 +132,7 @@ async def _estimate(args: argparse.Namespace, options: RunOptions, library: Prom
     cache = None if args.no_cache else await ResponseCache.open(
         default_cache_dir(args.cache_dir))
     try:
-        return await estimate(options, library, resolve, cache, price_table=PriceTable.load(),
+        return await estimate(options, library, resolve, cache, price_table=table,
                               factors=factors, latency_s=latency, pilot=pilot,
                               finished=finished, batch=batch)
     finally:

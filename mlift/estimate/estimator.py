@@ -12,6 +12,7 @@ cache; no run folder is written.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -84,9 +85,10 @@ async def estimate(options: RunOptions, library: PromptLibrary, resolve: Resolve
     a ``--batch`` run would send as batch jobs; their cost at batch prices and
     the time window are added next to the online figures.
     """
-    table = price_table or PriceTable.load()
     factors = factors or prior_factors(options.min_score)
-    engine = new_engine(resolve, library, options, cache, table)
+    # Reading the price table and each model's tokenizer blocks: in a thread.
+    table = price_table if price_table is not None else await asyncio.to_thread(PriceTable.load)
+    engine = await asyncio.to_thread(new_engine, resolve, library, options, cache, table)
     selection = await dry_run(options, library, engine, finished=finished)
     ledger = engine.ledger
     draws = sample(factors, ledger.units)

@@ -143,7 +143,8 @@ async def run_pilot(factory: EngineFactory, options: RunOptions, library: Prompt
             judged = pipeline.run_state.finished if pipeline.run_state else Finished()
             cache = engine.cache
             pairs = _Pairs()
-            dry = new_engine(resolve, library, opts, cache, table, observe=pairs)
+            dry = await asyncio.to_thread(new_engine, resolve, library, opts, cache, table,
+                                          pairs)
             await dry_run(opts, library, dry)
     finally:
         if tmp is not None:

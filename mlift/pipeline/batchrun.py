@@ -100,6 +100,7 @@ class BatchRun:
         self.engine = DeferringEngine(engine, self.batched)
         self.passes = 0
         self._clients: dict[str, BatchClient] = {}
+        self._making = asyncio.Lock()  # two stages of one target must not each build a client
         self._views: dict[tuple[str, str], list[BatchView]] = {}
 
     def batched(self, stage: str) -> bool:
@@ -192,16 +193,18 @@ class BatchRun:
                      f"{journal.path}: re-run the same command to resume them")
 
     async def _client(self, target: str) -> BatchClient:
-        client = self._clients.get(target)
-        if client is None:
-            endpoint = self.inner.endpoint(target)
-            provider = self.inner.provider(target)
-            if endpoint.kind == "sim" and not endpoint.base_url and \
-                    isinstance(provider, SimProvider):
-                # The in-process simulator: its batch API is on the server the run talks to.
-                endpoint = dataclasses.replace(endpoint, base_url=await provider.url())
-            client = self._clients[target] = batch_client(endpoint)
-        return client
+        async with self._making:
+            client = self._clients.get(target)
+            if client is None:
+                endpoint = self.inner.endpoint(target)
+                provider = self.inner.provider(target)
+                if endpoint.kind == "sim" and not endpoint.base_url and \
+                        isinstance(provider, SimProvider):
+                    # The in-process simulator: its batch API is on the server the run talks to.
+                    endpoint = dataclasses.replace(endpoint, base_url=await provider.url())
+                # Building an SDK client reads its modules and CA certificates: in a thread.
+                client = self._clients[target] = await asyncio.to_thread(batch_client, endpoint)
+            return client
 
     # -- the display -----------------------------------------------------------------
 
