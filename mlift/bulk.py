@@ -8,6 +8,10 @@ other generation parameters, an optional ``model`` that overrides the
 Each output line is ``{"line": N, "metadata": ..., "response": {...}}`` or
 ``{"line": N, "metadata": ..., "error": {...}}``, in input order.
 
+Lines are read ahead in chunks whose cache lookups the engine makes together
+(``Engine.prefetch``): a re-run answered from the cache pays one hop to the
+cache's thread per chunk, not one wait per line.
+
 Output is written in order and flushed as it goes, so after an interruption
 it is a prefix of the input: a re-run skips that prefix (answers finished but
 not yet written are in the cache and cost nothing). The run's manifest and
@@ -22,8 +26,9 @@ the journal of the batches is ``OUT.run/batches.jsonl``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,9 @@ from mlift.types import Message, Request
 # Body keys that are not generation parameters.
 _RESERVED = {"messages", "model", "metadata", "max_tokens", "max_completion_tokens",
              "temperature", "stream", "n"}
+# Lines read ahead and looked up in the cache together; well inside the
+# scheduler's window (1,000 items), so reading ahead never waits on it.
+PREFETCH_LINES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +125,31 @@ def read_lines(path: Path, target: str, skip: int) -> Iterator[Line]:
                     "empty line", file=str(path), line=number))
                 continue
             yield parse_line(raw, number, str(path), target)
+
+
+async def prefetched(engine: Engine, lines: Iterator[Line],
+                     chunk: int = PREFETCH_LINES) -> AsyncIterator[Line]:
+    """``lines`` as they come, each ``chunk`` looked up in the cache before it is yielded.
+
+    The next chunk's lookup runs while this one is worked on, so the workers
+    never wait for the cache's thread.
+    """
+    def lookup(batch: list[Line]) -> asyncio.Task[None]:
+        return asyncio.ensure_future(engine.prefetch(
+            [line.request for line in batch if line.request is not None]))
+
+    batch = list(itertools.islice(lines, chunk))
+    task = lookup(batch)
+    try:
+        while batch:
+            await task
+            following = list(itertools.islice(lines, chunk))
+            task = lookup(following)
+            for line in batch:
+                yield line
+            batch = following
+    finally:
+        task.cancel()  # the run stopped early: nobody needs that lookup any more
 
 
 def state_dir(out: Path) -> Path:
@@ -217,7 +250,8 @@ async def run_requests(engine: Engine, in_path: Path, out_path: Path, target: st
                    paths={RequestResult: out_path}) as run:
         try:
             if batch is None:
-                await run.each(read_lines(in_path, target, summary.skipped_done), work,
+                await run.each(prefetched(engine, read_lines(in_path, target,
+                                                             summary.skipped_done)), work,
                                workers=workers, ordered=True, on_emit=written)
             else:  # each pass starts after the prefix written so far
                 await batch.run(run, lambda: read_lines(
