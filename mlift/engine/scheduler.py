@@ -137,12 +137,13 @@ class Scheduler(Generic[T, R]):
             self._window.release()
             await self._call_emit(self._next_emit, item, done)
             self._next_emit += 1
-        for late in [k for k in self._pending if k >= self._gap]:
-            del self._pending[late]
-            self._window.release()
+        if self._gap != float("inf"):
+            for late in [k for k in self._pending if k >= self._gap]:
+                del self._pending[late]
+                self._window.release()
 
     async def _call_emit(self, index: int, item: T, result: R) -> None:
         self.emitted += 1
         out = self._emit(index, item, result)
-        if inspect.isawaitable(out):
+        if out is not None and inspect.isawaitable(out):
             await out
