@@ -102,7 +102,7 @@ def parse_line(raw: bytes, number: int, path: str, target: str) -> Line:
     if not isinstance(max_tokens, int) or max_tokens < 1:
         return Line(number, None, metadata, InputError(
             "must be a positive integer", file=path, line=number, field="max_tokens"))
-    if not isinstance(temperature, int | float):
+    if not isinstance(temperature, (int, float)):  # a tuple: no union built per line
         return Line(number, None, metadata, InputError(
             "must be a number", file=path, line=number, field="temperature"))
     name, _, model = target.partition(":")
@@ -116,15 +116,15 @@ def parse_line(raw: bytes, number: int, path: str, target: str) -> Line:
 
 
 def read_lines(path: Path, target: str, skip: int) -> Iterator[Line]:
+    name = str(path)
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if number <= skip:
                 continue
             if not raw.strip():
-                yield Line(number, None, None, InputError(
-                    "empty line", file=str(path), line=number))
+                yield Line(number, None, None, InputError("empty line", file=name, line=number))
                 continue
-            yield parse_line(raw, number, str(path), target)
+            yield parse_line(raw, number, name, target)
 
 
 async def prefetched(engine: Engine, lines: Iterator[Line],
@@ -236,6 +236,13 @@ async def run_requests(engine: Engine, in_path: Path, out_path: Path, target: st
                                   error={"type": exc.code, "message": exc.detail}),)
         return (result_record(line, outcome),)
 
+    def answered(line: Line) -> tuple[RequestResult, ...] | None:
+        """The result of a line that needs no wait: bad input, or a prefetched cache hit."""
+        if line.error is not None or line.request is None:
+            return (result_record(line, line.error),)
+        hit = engine.prefetched_hit(line.request)
+        return None if hit is None else (result_record(line, hit),)
+
     def written(record: RecordBase) -> None:
         assert isinstance(record, RequestResult)
         summary.written += 1
@@ -252,7 +259,8 @@ async def run_requests(engine: Engine, in_path: Path, out_path: Path, target: st
             if batch is None:
                 await run.each(prefetched(engine, read_lines(in_path, target,
                                                              summary.skipped_done)), work,
-                               workers=workers, ordered=True, on_emit=written)
+                               workers=workers, ordered=True, on_emit=written,
+                               ready=answered)
             else:  # each pass starts after the prefix written so far
                 await batch.run(run, lambda: read_lines(
                     in_path, target, summary.skipped_done + summary.written), work,

@@ -290,6 +290,24 @@ class Engine:
         for (request, key), hit in zip(keyed, found, strict=True):
             self._prefetched[id(request)] = (request, key, hit)
 
+    def prefetched_hit(self, request: Request) -> Completion | None:
+        """The hit ``prefetch`` found for this very request, booked as ``complete`` books
+        one, or None (then ``complete`` takes the request: a miss, or nothing prefetched)."""
+        looked = self._prefetched.get(id(request))
+        if looked is None or looked[0] is not request or looked[2] is None:
+            return None
+        target = self._target(request.target)
+        if target.unusable() is not None:
+            return None  # complete() raises it
+        del self._prefetched[id(request)]
+        return self._hit(request, target.primary.endpoint, looked[2])
+
+    def _hit(self, request: Request, primary: Endpoint, hit: Completion) -> Completion:
+        # A hit comes back marked cached, at $0.
+        self.accounting.record_success(request.stage, primary.spec, hit,
+                                       cached=True, latency_s=0.0, attempts=0)
+        return hit
+
     async def complete(self, request: Request) -> Completion:
         target = self._target(request.target)
         fatal = target.unusable()
@@ -304,10 +322,8 @@ class Engine:
         if self.cache is not None:
             if hit is None:
                 hit = await self.cache.get(key)
-            if hit is not None:  # comes back marked cached, at $0
-                self.accounting.record_success(request.stage, primary.spec, hit,
-                                               cached=True, latency_s=0.0, attempts=0)
-                return hit
+            if hit is not None:
+                return self._hit(request, primary, hit)
 
         demand = Demand(count_chat_tokens(request.messages, primary.model), request.max_tokens)
         worst = max(m.price.max_cost(demand.prompt, request.max_tokens) for m in target.members)
