@@ -24,6 +24,7 @@ every model of that kind (used for the fictitious ``sim`` prices).
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import tomllib
@@ -184,6 +185,7 @@ class Price:
         return cls(input=inp, output=out, source=where)
 
 
+@functools.cache  # the shipped table, read once per process (engines are made on the loop)
 def _builtin_text() -> tuple[str, str]:
     res = resources.files("mlift") / "data" / "prices.toml"
     return res.read_text(encoding="utf-8"), "mlift/data/prices.toml"

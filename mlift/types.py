@@ -129,7 +129,13 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class RateLimitInfo:
-    """What a provider's rate-limit response headers said (None = not sent)."""
+    """What a provider's rate-limit response headers said (None = not sent).
+
+    ``*_tokens`` is the one token limit OpenAI-style servers report, or
+    Anthropic's ``tokens-*`` ("the most restrictive token limit in effect");
+    ``*_input_tokens`` and ``*_output_tokens`` are Anthropic's separate
+    input- and output-token limits.
+    """
 
     limit_requests: int | None = None
     remaining_requests: int | None = None
@@ -138,6 +144,12 @@ class RateLimitInfo:
     remaining_tokens: int | None = None
     reset_tokens_s: float | None = None
     retry_after_s: float | None = None
+    limit_input_tokens: int | None = None
+    remaining_input_tokens: int | None = None
+    reset_input_tokens_s: float | None = None
+    limit_output_tokens: int | None = None
+    remaining_output_tokens: int | None = None
+    reset_output_tokens_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

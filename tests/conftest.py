@@ -1,4 +1,4 @@
-"""Shared fixtures: a simulator factory on loopback and a virtual clock."""
+"""Shared fixtures: a simulator factory on loopback, a virtual clock, ``no_blocking``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from noblock import no_blocking
 
 from mlift.sim import SimConfig, SimServer
+
+__all__ = ["no_blocking"]  # tests/noblock.py: fails a test where mlift blocks the loop
+# pytester: tests/test_no_blocking.py runs a test under the fixture and sees it fail.
+pytest_plugins = ["pytester"]
 
 # The tokenizer files shipped next to the repository (offline machines); without
 # them tiktoken is unavailable and counting falls back to the approximation.

@@ -16,6 +16,9 @@ from mlift.cli import main
 from mlift.errors import ConfigError, PromptError, UnknownNameError
 from mlift.langs import get_language, script_profile
 
+# The real commands, end to end: none may block its event loop (tests/noblock.py).
+pytestmark = pytest.mark.usefixtures("no_blocking")
+
 ROOT = Path(__file__).resolve().parent.parent
 NLP = ROOT / "samples" / "nlp"
 LANGS = ("hi", "te", "ja", "es")

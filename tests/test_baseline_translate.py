@@ -7,6 +7,7 @@ translation checks the simulator never trips.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from mlift.engine.core import Engine
 from mlift.prompts import load_prompts
 from mlift.providers.base import Endpoint, Provider
 from mlift.types import Completion, Request, Usage
+
+# The real commands, end to end: none may block its event loop (tests/noblock.py).
+pytestmark = pytest.mark.usefixtures("no_blocking")
 
 ROOT = Path(__file__).resolve().parent.parent
 IFT = ROOT / "samples" / "english_ift.jsonl"
@@ -209,7 +213,8 @@ async def test_untranslated_empty_and_truncated_answers_are_rejects_with_reasons
     options = TranslateOptions(inputs=(src,), out_dir=tmp_path / "out", lang="hi",
                                translator="fake:m1", fields=IftFields())
     async with engine:
-        report = await TranslateBaseline(options, engine, load_prompts()).run()
+        library = await asyncio.to_thread(load_prompts)  # reads the prompt files
+        report = await TranslateBaseline(options, engine, library).run()
     assert (report.inputs, report.kept, report.rejected, report.balanced) == (4, 1, 3, True)
     codes = {r["id"]: (r["stage"], r["code"]) for r in rows(tmp_path / "out" / "rejects.jsonl")}
     assert codes == {"echo": ("translate_instruction", "still_english"),
@@ -227,11 +232,13 @@ async def test_budget_stop_leaves_unfinished_items_for_the_next_run(tmp_path: Pa
                                workers=1)
     engine, _ = scripted_engine({}, max_cost=0.0)
     async with engine:
-        report = await TranslateBaseline(options, engine, load_prompts()).run()
+        library = await asyncio.to_thread(load_prompts)  # reads the prompt files
+        report = await TranslateBaseline(options, engine, library).run()
     assert report.stopped and report.kept == 0 and not rows(out / "rejects.jsonl")
     assert run_json(out)["stopped_early"]
     engine, provider = scripted_engine({})
     async with engine:
-        report = await TranslateBaseline(options, engine, load_prompts()).run()
+        library = await asyncio.to_thread(load_prompts)  # reads the prompt files
+        report = await TranslateBaseline(options, engine, library).run()
     assert (report.inputs, report.kept, report.balanced) == (5, 5, True)
     assert len(provider.requests) == 10

@@ -16,6 +16,9 @@ from test_cli_engine import requests_file, results
 from mlift.cli import EXIT_ENDPOINT, main
 from mlift.sim import SimConfig
 
+# The real commands, end to end: none may block its event loop (tests/noblock.py).
+pytestmark = pytest.mark.usefixtures("no_blocking")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -17,6 +17,9 @@ from conftest import ThreadedSim
 from mlift.cli import main
 from mlift.sim import SimConfig
 
+# The real commands, end to end: none may block its event loop (tests/noblock.py).
+pytestmark = pytest.mark.usefixtures("no_blocking")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -230,6 +230,29 @@ async def test_anthropic_input_and_output_token_limits_are_each_met(bound: str) 
         assert (limiter.itpm, limiter.otpm) == (itpm, otpm)
 
 
+async def test_anthropic_limits_are_read_from_the_first_answers_before_any_refusal() -> None:
+    # Told nothing: the input- and output-token families of a successful
+    # answer's headers name the limits, so no 429 is needed to learn them (the
+    # first four requests fit both limits' one-second bursts).
+    config = SimConfig(rpm=3000, itpm=60_000, otpm=30_000, latency_ms=200)
+
+    def endpoints(servers: list[SimServer]) -> dict[str, Endpoint]:
+        return {"a": Endpoint(name="a", kind="anthropic", model="claude-3-5-haiku-latest",
+                              base_url=servers[0].base_url, api_key="k", input_price=0.0,
+                              output_price=0.0, transport=transport)}
+
+    for transport in ("aiohttp", "sdk"):
+        async with harness([config], endpoints) as h:
+            await h.run([request(i, "a:claude-3-5-haiku-latest", max_tokens=40)
+                         for i in range(400)])
+            assert h.failures() == []
+            assert h.refused() == 0, transport
+            limiter = h.engine.limiter("a:claude-3-5-haiku-latest")
+            assert (limiter.itpm, limiter.otpm) == (60_000, 30_000)
+            ideal = h.admitted(0.0, h.wall + 1.0)["input_tokens"] / 60_000 * 60
+            assert h.wall <= 1.05 * ideal, transport
+
+
 async def test_a_request_larger_than_the_limit_fails_at_once_instead_of_waiting() -> None:
     async with harness([SimConfig(tpm=1000)], lambda s: {"x": openai("x", s[0])}) as h:
         results = await h.run([request(0, max_tokens=5000)])

@@ -16,6 +16,9 @@ from mlift.cli import main
 from mlift.prompts import load_prompts, render
 from mlift.tokens import tokenizer_name
 
+# The real commands, end to end: none may block its event loop (tests/noblock.py).
+pytestmark = pytest.mark.usefixtures("no_blocking")
+
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 

@@ -18,6 +18,9 @@ import pytest
 from mlift.agree.judge import draw_sample
 from mlift.cli import main
 
+# The real commands, end to end: none may block its event loop (tests/noblock.py).
+pytestmark = pytest.mark.usefixtures("no_blocking")
+
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 

@@ -10,6 +10,9 @@ import pytest
 
 from mlift.cli import main
 
+# The real commands, end to end: none may block its event loop (tests/noblock.py).
+pytestmark = pytest.mark.usefixtures("no_blocking")
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 

@@ -73,10 +73,18 @@ def test_anthropic_resets_are_seconds_from_now() -> None:
     assert info.retry_after_s == 12.0
 
 
-def test_anthropic_input_token_bucket_stands_in_when_combined_is_absent() -> None:
+def test_anthropic_input_and_output_token_families_are_kept_apart() -> None:
     info = anthropic_ratelimit({"anthropic-ratelimit-input-tokens-limit": "8000",
-                                "anthropic-ratelimit-input-tokens-remaining": "7000"}, now=NOW)
-    assert info is not None and (info.limit_tokens, info.remaining_tokens) == (8000, 7000)
+                                "anthropic-ratelimit-input-tokens-remaining": "7000",
+                                "anthropic-ratelimit-output-tokens-limit": "2000",
+                                "anthropic-ratelimit-output-tokens-remaining": "1000",
+                                "anthropic-ratelimit-output-tokens-reset":
+                                    "2023-11-14T22:13:22Z"}, now=NOW)
+    assert info is not None
+    assert (info.limit_input_tokens, info.remaining_input_tokens) == (8000, 7000)
+    assert (info.limit_output_tokens, info.remaining_output_tokens) == (2000, 1000)
+    assert info.reset_output_tokens_s == pytest.approx(2.0)
+    assert (info.limit_tokens, info.remaining_tokens) == (None, None)  # no tokens-* was sent
 
 
 def test_kept_headers_are_only_limits_retry_and_ids() -> None:

@@ -15,6 +15,9 @@ from mlift.cli import main
 from mlift.records import DatasetRow, Reject, ScoredPair, iter_records
 from mlift.sim import SimConfig
 
+# The real commands, end to end: none may block its event loop (tests/noblock.py).
+pytestmark = pytest.mark.usefixtures("no_blocking")
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 

@@ -161,7 +161,7 @@ async def judge_sample(options: JudgeOptions, job: Plan, engine: Engine,
         else:
             report.scored += 1
 
-    folder = RunFolder.load(options.run_dir, expect="run")
+    folder = await asyncio.to_thread(RunFolder.load, options.run_dir, expect="run")
     previous = await asyncio.to_thread(folder.summary)
     await asyncio.to_thread(repair_torn_tail, folder.file(JudgeScore))
     async with Run(folder, engine, files=(JudgeScore,), command=f"judge {options.judge}") as run:

@@ -30,6 +30,7 @@ from mlift.errors import ConfigError, InputError
 from mlift.langs import Language, get_language
 from mlift.pipeline import validate
 from mlift.pipeline.batchrun import BatchRun
+from mlift.pipeline.parallel import in_thread
 from mlift.pipeline.runner import input_reject, stage_reject
 from mlift.pipeline.sources import Record, read_records
 from mlift.pipeline.stages import (
@@ -107,7 +108,7 @@ class TranslateBaseline:
         self._finished_here: set[str] = set()  # by this invocation's passes (batch mode)
         self.instruction_prompt = library.get(INSTRUCTION_PROMPT)
         self.response_prompt = library.get(RESPONSE_PROMPT)
-        self._identify = _identifier(self.lang) if options.lang_id else None
+        self._identify: validate.Identify | None = None  # loaded by run(), in a thread
         self.report = RunReport()
         self.run_state: Run | None = None
 
@@ -130,6 +131,8 @@ class TranslateBaseline:
     # -- input ------------------------------------------------------------
 
     def _items(self, done: Finished) -> Iterator[_Item | Reject]:
+        """What to translate, in input order, minus what is ``done`` (blocking: it reads
+        the inputs, so it runs in a thread)."""
         f = self.o.fields
         self.report.inputs = self.report.skipped_done = 0  # counted afresh by every pass
         for path in self.o.inputs:
@@ -222,6 +225,8 @@ class TranslateBaseline:
             return folder, retried, folder.scan(repair=True)
 
         folder, retried, finished = await asyncio.to_thread(open_folder)
+        if self.o.lang_id:
+            self._identify = await asyncio.to_thread(_identifier, self.lang)
         r = self.report
         r.retried = retried
         async with Run(folder, self.engine, files=(DatasetRow, Reject),
@@ -229,11 +234,12 @@ class TranslateBaseline:
             self.run_state = run
             try:
                 if self.batch is None:
-                    await run.each(self._items(run.finished), self._work,
+                    await run.each(in_thread(lambda: self._items(run.finished)), self._work,
                                    workers=self.o.workers)
                 else:
-                    await self.batch.run(run, lambda: self._items(run.finished), self._work,
-                                         workers=self.o.workers, on_emit=self._finished_by_me)
+                    await self.batch.run(run, lambda: in_thread(lambda: self._items(run.finished)),
+                                         self._work, workers=self.o.workers,
+                                         on_emit=self._finished_by_me)
             finally:
                 r.stopped = run.stopped
                 r.cost_usd, r.run_cost_usd = run.cost()

@@ -156,14 +156,13 @@ def handle_translate(args: argparse.Namespace) -> int:
     library = load_prompts()
     if args.batch is None:
         warn_open_batches(options.out_dir, "baseline translate")
-    return asyncio.run(_translate(args, options, library))
+    return asyncio.run(_translate(args, EngineFactory.from_args(args), options, library))
 
 
-async def _translate(args: argparse.Namespace, options: TranslateOptions,
-                     library: PromptLibrary) -> int:
-    factory = EngineFactory.from_args(args)
+async def _translate(args: argparse.Namespace, factory: EngineFactory,
+                     options: TranslateOptions, library: PromptLibrary) -> int:
     async with factory.engine() as engine:
-        engine.endpoint(options.translator)  # an unknown provider or price fails here
+        await engine.prepare(options.translator)  # an unknown provider or price fails here
         if not args.translator:
             print(f"mlift baseline translate: no --translator given: using the built-in "
                   f"simulator ({DEFAULT_PROVIDER}); its answers are marked [sim]",

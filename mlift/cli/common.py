@@ -64,11 +64,15 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
 
 @dataclasses.dataclass(slots=True)
 class EngineFactory:
-    """Builds endpoints and an engine from the parsed flags."""
+    """Builds endpoints and an engine from the parsed flags.
+
+    Made before ``asyncio.run``: it reads the config file and the price table.
+    """
 
     args: argparse.Namespace
     config: Config
     price: Price | None
+    prices: PriceTable
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EngineFactory:
@@ -77,7 +81,7 @@ class EngineFactory:
             raise ConfigError(f"--request-timeout must be positive, got {args.request_timeout}")
         if args.max_cost is not None and args.max_cost < 0:
             raise ConfigError(f"--max-cost must be >= 0, got {args.max_cost}")
-        return cls(args, load_config(args.config), price)
+        return cls(args, load_config(args.config), price, PriceTable.load())
 
     def resolve(self, spec: str) -> list[Endpoint]:
         """The endpoints of one ``NAME:MODEL``: one per ``--base-url`` URL (else the profile's)."""
@@ -107,7 +111,7 @@ class EngineFactory:
         cache = None if self.args.no_cache else await ResponseCache.open(
             default_cache_dir(self.args.cache_dir))
         engine = Engine(self.resolve, cache=cache, accounting=Accounting(),
-                        budget=Budget(self.args.max_cost), prices=PriceTable.load(),
+                        budget=Budget(self.args.max_cost), prices=self.prices,
                         timeouts=self.timeouts)
         try:
             yield engine

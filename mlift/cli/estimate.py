@@ -96,7 +96,10 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError("--pilot needs the response cache (the pilot's answers are what "
                           "make its items free in the real run); drop --no-cache")
     batch = batch_stages(args, PIPELINE_STAGES)
-    result = asyncio.run(_estimate(args, options, library, batch))
+    # Config, price table and the --out folder are read now, before the event loop starts.
+    factory = EngineFactory.from_args(args) if args.pilot else None
+    result = asyncio.run(_estimate(args, options, library, batch, resolver(args),
+                                   _finished(args.out), factory))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / ESTIMATE_FILE).write_text(json.dumps(result, indent=2) + "\n",
@@ -116,12 +119,12 @@ def _finished(out: Path | None) -> Finished | None:
 
 
 async def _estimate(args: argparse.Namespace, options: RunOptions, library: PromptLibrary,
-                    batch: frozenset[str] | None) -> dict[str, Any]:
-    resolve = resolver(args)
-    finished = _finished(args.out)
+                    batch: frozenset[str] | None, resolve: Callable[[str], Endpoint],
+                    finished: Finished | None,
+                    factory: EngineFactory | None) -> dict[str, Any]:
     pilot = factors = latency = None
-    if args.pilot:
-        result = await run_pilot(EngineFactory.from_args(args), options, library, resolve,
+    if factory is not None:
+        result = await run_pilot(factory, options, library, resolve,
                                  args.pilot, args.pilot_out, finished=finished,
                                  quiet=args.quiet)
         pilot, factors, latency = result.summary, result.factors, result.latency_s

@@ -24,11 +24,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     library = load_prompts(args.prompts or None)
-    return asyncio.run(_run(args, library))
+    return asyncio.run(_run(args, EngineFactory.from_args(args), library))
 
 
-async def _run(args: argparse.Namespace, library: object) -> int:
-    factory = EngineFactory.from_args(args)
+async def _run(args: argparse.Namespace, factory: EngineFactory, library: object) -> int:
     async with factory.engine() as engine:
         report = await refilter(args.run_dir, args.min_score, engine,
                                 library)  # type: ignore[arg-type]

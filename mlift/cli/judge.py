@@ -26,6 +26,7 @@ from mlift.cli.common import EngineFactory, Progress, add_engine_args, cost_line
 from mlift.cli.estimate import resolver
 from mlift.engine.cache import ResponseCache, default_cache_dir
 from mlift.errors import ConfigError
+from mlift.estimate.dryrun import Resolver
 from mlift.prompts import PromptLibrary, load_prompts
 
 EPILOG = """\
@@ -61,31 +62,33 @@ def handle(args: argparse.Namespace) -> int:
                            workers=args.concurrency or 64)
     library = load_prompts(args.prompts or None)
     job = plan(options, library)
-    return asyncio.run(_run(args, options, job, library))
+    # Config and price files are read now, before the event loop starts.
+    factory = EngineFactory.from_args(args)
+    return asyncio.run(_run(args, factory, resolver(args), options, job, library))
 
 
-async def _estimate(args: argparse.Namespace, job: Plan, library: PromptLibrary) -> str:
+async def _estimate(args: argparse.Namespace, resolve: Resolver, job: Plan,
+                    library: PromptLibrary) -> str:
     cache = None if args.no_cache else await ResponseCache.open(
         default_cache_dir(args.cache_dir))
     try:
-        return format_estimate(await estimate_judging(job, library, resolver(args), cache),
+        return format_estimate(await estimate_judging(job, library, resolve, cache),
                                job.models.judge)
     finally:
         if cache is not None:
             await cache.aclose()
 
 
-async def _run(args: argparse.Namespace, options: JudgeOptions, job: Plan,
-               library: PromptLibrary) -> int:
+async def _run(args: argparse.Namespace, factory: EngineFactory, resolve: Resolver,
+               options: JudgeOptions, job: Plan, library: PromptLibrary) -> int:
     print(f"mlift judge: {len(job.sample)} pairs sampled (seed {options.seed}), "
           f"{len(job.sample) - len(job.todo)} already judged by {options.judge}",
           file=sys.stderr)
-    print(await _estimate(args, job, library), file=sys.stderr)
+    print(await _estimate(args, resolve, job, library), file=sys.stderr)
     if args.estimate or not job.todo:
         return 0
-    factory = EngineFactory.from_args(args)
     async with factory.engine() as engine:
-        engine.endpoint(options.judge)
+        await engine.prepare(options.judge)
         async with Progress(engine, quiet=args.quiet,
                             counts=lambda: (None, len(job.todo))):
             report = await judge_sample(options, job, engine, library)

@@ -44,14 +44,13 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError("--out must differ from the input file")
     if args.batch is None:
         warn_open_batches(state_dir(args.out), "requests")
-    return asyncio.run(_run(args))
+    return asyncio.run(_run(args, EngineFactory.from_args(args)))
 
 
-async def _run(args: argparse.Namespace) -> int:
-    factory = EngineFactory.from_args(args)
+async def _run(args: argparse.Namespace, factory: EngineFactory) -> int:
     async with factory.engine() as engine:
         summary = BulkSummary()
-        engine.endpoint(args.provider)  # validate and warm up before the clock starts
+        await engine.prepare(args.provider)  # validate and warm up before the clock starts
         batch = batch_from_args(args, engine, STAGES, [("requests", args.provider)])
         async with Progress(engine, quiet=args.quiet,
                             extra=batch.progress if batch else None) as progress:
@@ -62,7 +61,7 @@ async def _run(args: argparse.Namespace) -> int:
             finally:
                 snapshot = engine.accounting.snapshot()
                 if args.stats_json:
-                    args.stats_json.write_text(json.dumps(
+                    await asyncio.to_thread(args.stats_json.write_text, json.dumps(
                         {"elapsed_s": progress.elapsed_s, "accounting": snapshot,
                          "budget": engine.budget.to_json()}, indent=2))
     totals = snapshot["totals"]

@@ -159,15 +159,15 @@ def handle(args: argparse.Namespace) -> int:
         library.pool("instruct", options.tasks)
     if args.batch is None:
         warn_open_batches(options.out_dir, "run")
-    return asyncio.run(_run(args, options, library))
-
-
-async def _run(args: argparse.Namespace, options: RunOptions, library: object) -> int:
     factory = EngineFactory.from_args(args)
+    return asyncio.run(_run(args, factory, options, library))
+
+
+async def _run(args: argparse.Namespace, factory: EngineFactory, options: RunOptions,
+               library: object) -> int:
     async with factory.engine() as engine:
-        for spec in {options.models.translator, options.models.generator, options.models.judge}:
-            engine.endpoint(spec)
         m = options.models
+        await engine.prepare(*sorted({m.translator, m.generator, m.judge}))
         batch = batch_from_args(args, engine, PIPELINE_STAGES, [
             ("to_en", m.translator), ("to_en_context", m.translator),
             ("instruct", m.generator), ("judge", m.judge), ("back", m.translator)])
@@ -178,7 +178,7 @@ async def _run(args: argparse.Namespace, options: RunOptions, library: object) -
         await pipeline.prepare()  # a folder made otherwise is refused before any output
         report = pipeline.report
 
-        total = count_records(options)
+        total = await asyncio.to_thread(count_records, options)
 
         def counts() -> tuple[int | None, int | None]:
             return pipeline.report.skipped_done + pipeline.emitted, total

@@ -184,6 +184,18 @@ class Engine:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
 
+    async def prepare(self, *targets: str) -> None:
+        """Resolve ``targets`` now (as :meth:`endpoint` does), their tokenizers loaded in a thread.
+
+        A tokenizer's first load reads its file from disk (about a second for
+        o200k_base); resolving a target loads it, so a target first met on the
+        event loop would stall every request in flight. Prepared, it is not.
+        """
+        models = {ep.model for spec in targets for ep in self._resolved(spec)}
+        await asyncio.to_thread(lambda: [warm_up(model) for model in sorted(models)])
+        for spec in targets:
+            self._target(spec)
+
     def endpoint(self, target: str) -> Endpoint:
         """Resolve a ``NAME:MODEL`` spec, validating it (and its price) now.
 
@@ -220,15 +232,20 @@ class Engine:
                     m.limiter.describe()
         return seen
 
+    def _resolved(self, spec: str) -> list[Endpoint]:
+        """The endpoints a ``NAME:MODEL[,NAME:MODEL…]`` spec names (nothing is built)."""
+        endpoints: list[Endpoint] = []
+        for part in (p.strip() for p in spec.split(",")):
+            if not part:
+                raise ConfigError(f"target {spec!r} has an empty entry (NAME:MODEL,…)")
+            resolved = self._resolve(part)
+            endpoints.extend([resolved] if isinstance(resolved, Endpoint) else resolved)
+        return endpoints
+
     def _target(self, spec: str) -> _Target:
         target = self._targets.get(spec)
         if target is None:
-            endpoints: list[Endpoint] = []
-            for part in (p.strip() for p in spec.split(",")):
-                if not part:
-                    raise ConfigError(f"target {spec!r} has an empty entry (NAME:MODEL,…)")
-                resolved = self._resolve(part)
-                endpoints.extend([resolved] if isinstance(resolved, Endpoint) else resolved)
+            endpoints = self._resolved(spec)
             check_same_model(spec, endpoints)
             target = self._targets[spec] = _Target([self._member(ep) for ep in endpoints])
             if target.pooled:
@@ -245,7 +262,8 @@ class Engine:
         key_id = hashlib.sha256((endpoint.api_key or "").encode()).hexdigest()[:16]
         state = self._shared.get((*endpoint.limit_key, key_id))
         if state is None:
-            # Load the tokenizer now (~1 s once), not inside the first request.
+            # Load the tokenizer now (~1 s once), not inside the first request
+            # (blocking: prepare() has it loaded in a thread first).
             warm_up(endpoint.model)
             state = _EndpointState(endpoint, self._factory(endpoint), price, self._sleep,
                                    self._timeouts())

@@ -340,9 +340,12 @@ class RateLimiter:
         if lim is None or lim.source == "estimated":
             granularity = 500.0 if self._anthropic and name != REQUESTS else 0.0
             # A level the server reports is synced right after; without one we
-            # do not know what this window already spent: start empty.
+            # do not know what this window already spent: start empty. Nor do we
+            # from a level rounded to the nearest thousand (Anthropic's tokens),
+            # which can be more than a second's burst above the truth.
+            exact = known_level and not granularity
             self._limits[name] = Dimension(name, per_minute, "server", self._burst_s, now,
-                                        level=None if known_level else 0.0,
+                                        level=None if exact else 0.0,
                                         granularity=granularity)
             self._replay(self._limits[name], now)
             self.stats.tightened += 1

@@ -17,8 +17,8 @@ Sources, as the providers document them:
   minute".
 
 Successful answers reach the engine as the provider's ``RateLimitInfo``
-(requests and one token family); errors carry their rate-limit headers and
-message, which are parsed here in full.
+(requests, a token limit, and Anthropic's input and output families); errors
+carry their rate-limit headers and message, which are parsed here in full.
 """
 
 from __future__ import annotations
@@ -83,17 +83,17 @@ def from_info(info: RateLimitInfo | None, *, anthropic: bool) -> ServerReport:
     """A successful answer's report (the provider parsed the headers into ``info``)."""
     if info is None:
         return ServerReport()
-    quotas: dict[str, Quota] = {}
-    requests = _quota(info.limit_requests, info.remaining_requests, info.reset_requests_s)
-    if requests is not None:
-        quotas[REQUESTS] = requests
-    tokens = _quota(info.limit_tokens, info.remaining_tokens, info.reset_tokens_s)
-    unnamed = None
-    if tokens is not None:
-        if anthropic:
-            unnamed = tokens
-        else:
-            quotas[TOKENS] = tokens
+    families = {
+        REQUESTS: _quota(info.limit_requests, info.remaining_requests, info.reset_requests_s),
+        TOKENS: _quota(info.limit_tokens, info.remaining_tokens, info.reset_tokens_s),
+        INPUT: _quota(info.limit_input_tokens, info.remaining_input_tokens,
+                      info.reset_input_tokens_s),
+        OUTPUT: _quota(info.limit_output_tokens, info.remaining_output_tokens,
+                       info.reset_output_tokens_s),
+    }
+    # Anthropic's tokens-* is its most restrictive token limit: it names no family.
+    unnamed = families.pop(TOKENS) if anthropic else None
+    quotas = {name: quota for name, quota in families.items() if quota is not None}
     return ServerReport(quotas, unnamed, info.retry_after_s)
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,12 +124,12 @@ async def run_pilot(factory: EngineFactory, options: RunOptions, library: Prompt
                     finished: Finished | None = None, quiet: bool = True) -> PilotResult:
     """Run ``n`` items for real (with a progress line) and return the factors they measured."""
     table = PriceTable.load()
-    with tempfile.TemporaryDirectory(prefix="mlift-pilot-") as tmp:
-        folder = out_dir or Path(tmp)
+    tmp = None if out_dir else await asyncio.to_thread(tempfile.mkdtemp, prefix="mlift-pilot-")
+    try:
+        folder = out_dir or Path(str(tmp))
         async with factory.engine() as engine:
-            for spec in {options.models.translator, options.models.generator,
-                         options.models.judge}:
-                engine.endpoint(spec)
+            m = options.models
+            await engine.prepare(*sorted({m.translator, m.generator, m.judge}))
             selection = Pipeline(options, engine, library)
             ids = await asyncio.to_thread(lambda: [
                 r.id for r in selection.items(finished or Finished()) if isinstance(r, Record)])
@@ -144,6 +145,9 @@ async def run_pilot(factory: EngineFactory, options: RunOptions, library: Prompt
             pairs = _Pairs()
             dry = new_engine(resolve, library, opts, cache, table, observe=pairs)
             await dry_run(opts, library, dry)
+    finally:
+        if tmp is not None:
+            await asyncio.to_thread(shutil.rmtree, tmp, ignore_errors=True)
     return _result(options, pairs, passes(judged, options.min_score), snapshot, report,
                    out_dir, dry.ledger.items)
 

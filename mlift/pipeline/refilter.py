@@ -10,6 +10,7 @@ filter is finished by running it again.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from mlift.pipeline.stages import Models, StageReject, Stages, Trace
 from mlift.pipeline.validate import CONTEXT_PLACEHOLDER, contains_original
 from mlift.prompts import PromptLibrary
 from mlift.records import DatasetRow, RecordBase, Reject, ScoredPair, rewrite
-from mlift.runfolder import Run, RunFolder
+from mlift.runfolder import Finished, Run, RunFolder
 
 
 @dataclass(slots=True)
@@ -57,10 +58,21 @@ def _row(pair: ScoredPair, instruction: str, trace: Trace) -> DatasetRow:
         fields=pair.fields, usage={**pair.usage, **trace.usage})
 
 
-async def refilter(run_dir: Path, min_score: int, engine: Engine, library: PromptLibrary,
-                   *, workers: int = 64) -> FilterReport:
+@dataclass(slots=True)
+class _Plan:
+    folder: RunFolder
+    models: Models
+    finished: Finished
+    keep: list[RecordBase]
+    todo: list[ScoredPair]
+    previous: dict[str, Any]
+    report: FilterReport
+
+
+def _plan(run_dir: Path, min_score: int) -> _Plan:
+    """Read the folder, sort its pairs, drop the rows now below (blocking: all on disk)."""
     folder = RunFolder.load(run_dir, expect="run")
-    stages = Stages(engine, library, models_of(folder))
+    models = models_of(folder)  # a folder that doesn't say is refused before any rewrite
     report = FilterReport()
     finished = folder.scan(repair=True)
     old_rows = {r.id: r for r in folder.records(DatasetRow)}
@@ -78,6 +90,15 @@ async def refilter(run_dir: Path, min_score: int, engine: Engine, library: Promp
             todo.append(pair)
     if report.removed:
         rewrite(folder.file(DatasetRow), keep)  # before anything new is appended
+    return _Plan(folder, models, finished, keep, todo, folder.summary(), report)
+
+
+async def refilter(run_dir: Path, min_score: int, engine: Engine, library: PromptLibrary,
+                   *, workers: int = 64) -> FilterReport:
+    plan = await asyncio.to_thread(_plan, run_dir, min_score)
+    folder, report, keep = plan.folder, plan.report, plan.keep
+    stages = Stages(engine, library, plan.models)
+    await engine.prepare(plan.models.translator)  # the only model a filter calls
 
     async def back(pair: ScoredPair) -> tuple[RecordBase, ...]:
         lang, trace = get_language(pair.lang or ""), Trace()
@@ -97,16 +118,15 @@ async def refilter(run_dir: Path, min_score: int, engine: Engine, library: Promp
         report.added += 1
         return (_row(pair, instruction, trace),)
 
-    previous = folder.summary()
-    async with Run(folder, engine, files=(DatasetRow, Reject), finished=finished,
+    async with Run(folder, engine, files=(DatasetRow, Reject), finished=plan.finished,
                    command="filter") as run:
         try:
-            await run.each(todo, back, workers=workers)
+            await run.each(plan.todo, back, workers=workers)
         finally:
             report.stopped = run.stopped
             report.kept = len(keep) + report.added
             report.cost_usd, report.run_cost_usd = run.cost()
-            await run.summary(**_updated(previous, min_score, report))
+            await run.summary(**_updated(plan.previous, min_score, report))
     return report
 
 

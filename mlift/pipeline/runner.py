@@ -151,15 +151,29 @@ class Pipeline:
         self.engine = engine
         self.library = library
         self.batch = batch
-        self.selector = Selector(options.select)
-        identify = self.selector.identifier  # the same language ID the selection uses
-        self._identify = identify.rank if identify is not None else None
+        # Made on first use (in prepare()'s or items()'s thread): it loads the
+        # language-ID model from disk, which must not happen on the event loop.
+        self._selector: Selector | None = None
+        # The same language ID the selection uses.
+        self._identify = self._rank if options.select.lang_id else None
         self.stages = self._new_stages()
         self.report = RunReport()
         self.run_state: Run | None = None
         self._passes = 0
         self._finished_here: set[str] = set()  # ids finished by this invocation (batch mode)
         self._opened: tuple[RunFolder, int, Finished] | None = None
+
+    @property
+    def selector(self) -> Selector:
+        """Step 0's selector (blocking on first use: it loads the language-ID model)."""
+        if self._selector is None:
+            self._selector = Selector(self.o.select)
+        return self._selector
+
+    def _rank(self, text: str) -> Sequence[tuple[str, float]]:
+        identify = self.selector.identifier
+        assert identify is not None, "the language check is off"
+        return identify.rank(text)
 
     def _new_stages(self) -> Stages:
         engine = self.batch.engine if self.batch is not None else self.engine
@@ -190,7 +204,7 @@ class Pipeline:
         decisions) and counts the inputs again."""
         o = self.o
         if self._passes:
-            self.selector = Selector(o.select)
+            self._selector = Selector(o.select)
             self.report.inputs = self.report.skipped_done = 0
         self._passes += 1
         wanted = set(o.only_ids) if o.only_ids is not None else None
@@ -321,6 +335,7 @@ class Pipeline:
                          (("translator", m.translator), ("generator", m.generator),
                           ("judge", m.judge))}
             self._opened = await asyncio.to_thread(self.open_folder, endpoints)
+            await asyncio.to_thread(lambda: self.selector)
 
     async def run(self) -> RunReport:
         if not isinstance(self.engine, Engine):
@@ -347,7 +362,7 @@ class Pipeline:
                 await run.checkpoint()  # the ledger's totals, for estimate_vs_actual, are final
                 await run.summary(config=self._config(), funnel=r.funnel,
                                   prompts={t.name: t.ref for t in self.library},
-                                  **self._estimate_vs_actual(run))
+                                  **await asyncio.to_thread(self._estimate_vs_actual, run))
         return r
 
     def _finished_by_this_run(self, record: RecordBase) -> None:
@@ -370,6 +385,7 @@ class Pipeline:
                         self.stages.judge_verdicts - self.stages.judge_structured})
 
     def _estimate_vs_actual(self, run: Run) -> dict[str, Any]:
+        """The estimate's error, if `mlift estimate --out` left one (blocking: reads it)."""
         estimate = self.o.out_dir / "estimate.json"
         if not estimate.exists():  # written by `mlift estimate --out DIR`
             return {}

@@ -109,24 +109,22 @@ def anthropic_ratelimit(headers: Mapping[str, str],
                         now: float | None = None) -> RateLimitInfo | None:
     """The ``anthropic-ratelimit-*`` headers (None if none were sent).
 
-    The combined ``tokens-*`` bucket is used; when a server only reports the
-    separate input-token bucket, that one stands in for it.
+    Each family (requests, tokens, input-tokens, output-tokens) goes to its
+    own fields, so the limiter can pace input and output on their own limits.
     """
     current = time.time() if now is None else now
 
     def get(bucket: str, field: str) -> str | None:
         return headers.get(f"anthropic-ratelimit-{bucket}-{field}")
 
-    tokens = "tokens" if get("tokens", "limit") or get("tokens", "remaining") else "input-tokens"
-    info = RateLimitInfo(
-        limit_requests=_int(get("requests", "limit")),
-        remaining_requests=_int(get("requests", "remaining")),
-        reset_requests_s=parse_timestamp_delay(get("requests", "reset"), current),
-        limit_tokens=_int(get(tokens, "limit")),
-        remaining_tokens=_int(get(tokens, "remaining")),
-        reset_tokens_s=parse_timestamp_delay(get(tokens, "reset"), current),
-        retry_after_s=parse_retry_after(headers, current),
-    )
+    def family(bucket: str) -> tuple[int | None, int | None, float | None]:
+        return (_int(get(bucket, "limit")), _int(get(bucket, "remaining")),
+                parse_timestamp_delay(get(bucket, "reset"), current))
+
+    requests, tokens = family("requests"), family("tokens")
+    inputs, outputs = family("input-tokens"), family("output-tokens")
+    info = RateLimitInfo(*requests, *tokens, parse_retry_after(headers, current),
+                         *inputs, *outputs)
     return None if info == RateLimitInfo() else info
 
 

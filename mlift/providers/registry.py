@@ -17,6 +17,7 @@ setting, which only the SDK handles.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 from importlib.metadata import entry_points
 from typing import Any, cast
@@ -32,8 +33,13 @@ BUILTINS: dict[str, str] = {
 }
 
 
+@functools.cache
 def _targets() -> dict[str, str]:
-    """``kind -> "module:attr"``: the built-ins, overlaid by installed entry points."""
+    """``kind -> "module:attr"``: the built-ins, overlaid by installed entry points.
+
+    Looked up once per process: finding entry points reads every installed
+    package's metadata from disk, and endpoints are resolved on the event loop.
+    """
     targets = dict(BUILTINS)
     targets.update({ep.name: ep.value for ep in entry_points(group=GROUP)})
     return targets
@@ -46,7 +52,7 @@ def known_kinds() -> list[str]:
 
 def get_provider_class(kind: str) -> type[Provider]:
     """The class registered for ``kind``; ``UnknownNameError`` suggests the nearest."""
-    targets = _targets()
+    targets = dict(_targets())
     target = targets.get(kind)
     if target is None:
         raise UnknownNameError("provider kind", kind, list(targets))

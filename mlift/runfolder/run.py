@@ -65,7 +65,7 @@ class Run:
         self.finished = finished if finished is not None else Finished()
         self.stopped: str | None = None
         self.started = time.time()
-        self.ledger: Ledger = folder.ledger()
+        self.ledger: Ledger  # read in __aenter__, off the event loop
         self.scheduler: Scheduler[Any, Sequence[RecordBase]] | None = None
         self._emitted_before = 0  # by earlier passes of this invocation
         self._ledger_lock = asyncio.Lock()
@@ -76,9 +76,10 @@ class Run:
     # -- lifecycle ------------------------------------------------------------
 
     async def __aenter__(self) -> Run:
+        self.ledger = await asyncio.to_thread(self.folder.ledger)
+        self.invocation = (await asyncio.to_thread(self.ledger.begin, self.command)).number
         files = {cls.__name__: self._paths.get(cls, self.folder.file(cls)) for cls in self.types}
         self._writer = ThreadedWriter(files)
-        self.invocation = (await asyncio.to_thread(self.ledger.begin, self.command)).number
         if self.engine is not None:
             # --max-cost caps what this command has spent on the folder over all its
             # invocations: a resumed run can't spend its cap again (a second judge
