@@ -315,8 +315,12 @@ def repair_torn_tail(path: Path) -> int:
 
 # ------------------------------------------------------------------ writing
 
+# One encoder for every line written (json.dumps with options builds one per call).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return _ENCODE(value)
 
 
 class JsonlWriter:
