@@ -108,10 +108,11 @@ def parse_line(raw: bytes, number: int, path: str, target: str) -> Line:
     name, _, model = target.partition(":")
     if isinstance(body.get("model"), str) and body["model"]:
         model = body["model"]
-    params = tuple(sorted((k, v) for k, v in body.items() if k not in _RESERVED))
-    request = Request(target=f"{name}:{model}", messages=tuple(parsed), max_tokens=max_tokens,
-                      temperature=float(temperature), params=params, stage="requests",
-                      item_id=str(number))
+    params = tuple(sorted([(k, v) for k, v in body.items() if k not in _RESERVED]))
+    # Positional (target, messages, max_tokens, temperature, params, prompt, stage,
+    # item_id): this runs once per input line.
+    request = Request(f"{name}:{model}", tuple(parsed), max_tokens, float(temperature), params,
+                      None, "requests", str(number))
     return Line(number, request, metadata)
 
 
