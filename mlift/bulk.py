@@ -8,6 +8,10 @@ other generation parameters, an optional ``model`` that overrides the
 Each output line is ``{"line": N, "metadata": ..., "response": {...}}`` or
 ``{"line": N, "metadata": ..., "error": {...}}``, in input order.
 
+Lines are read ahead in chunks whose cache lookups the engine makes together
+(``Engine.prefetch``): a re-run answered from the cache pays one hop to the
+cache's thread per chunk, not one wait per line.
+
 Output is written in order and flushed as it goes, so after an interruption
 it is a prefix of the input: a re-run skips that prefix (answers finished but
 not yet written are in the cache and cost nothing). The run's manifest and
@@ -22,8 +26,9 @@ the journal of the batches is ``OUT.run/batches.jsonl``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,9 @@ from mlift.types import Message, Request
 # Body keys that are not generation parameters.
 _RESERVED = {"messages", "model", "metadata", "max_tokens", "max_completion_tokens",
              "temperature", "stream", "n"}
+# Lines read ahead and looked up in the cache together; well inside the
+# scheduler's window (1,000 items), so reading ahead never waits on it.
+PREFETCH_LINES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,29 +102,55 @@ def parse_line(raw: bytes, number: int, path: str, target: str) -> Line:
     if not isinstance(max_tokens, int) or max_tokens < 1:
         return Line(number, None, metadata, InputError(
             "must be a positive integer", file=path, line=number, field="max_tokens"))
-    if not isinstance(temperature, int | float):
+    if not isinstance(temperature, (int, float)):  # a tuple: no union built per line
         return Line(number, None, metadata, InputError(
             "must be a number", file=path, line=number, field="temperature"))
     name, _, model = target.partition(":")
     if isinstance(body.get("model"), str) and body["model"]:
         model = body["model"]
-    params = tuple(sorted((k, v) for k, v in body.items() if k not in _RESERVED))
-    request = Request(target=f"{name}:{model}", messages=tuple(parsed), max_tokens=max_tokens,
-                      temperature=float(temperature), params=params, stage="requests",
-                      item_id=str(number))
+    params = tuple(sorted([(k, v) for k, v in body.items() if k not in _RESERVED]))
+    # Positional (target, messages, max_tokens, temperature, params, prompt, stage,
+    # item_id): this runs once per input line.
+    request = Request(f"{name}:{model}", tuple(parsed), max_tokens, float(temperature), params,
+                      None, "requests", str(number))
     return Line(number, request, metadata)
 
 
 def read_lines(path: Path, target: str, skip: int) -> Iterator[Line]:
+    name = str(path)
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if number <= skip:
                 continue
             if not raw.strip():
-                yield Line(number, None, None, InputError(
-                    "empty line", file=str(path), line=number))
+                yield Line(number, None, None, InputError("empty line", file=name, line=number))
                 continue
-            yield parse_line(raw, number, str(path), target)
+            yield parse_line(raw, number, name, target)
+
+
+async def prefetched(engine: Engine, lines: Iterator[Line],
+                     chunk: int = PREFETCH_LINES) -> AsyncIterator[Line]:
+    """``lines`` as they come, each ``chunk`` looked up in the cache before it is yielded.
+
+    The next chunk's lookup runs while this one is worked on, so the workers
+    never wait for the cache's thread.
+    """
+    def lookup(batch: list[Line]) -> asyncio.Task[None]:
+        return asyncio.ensure_future(engine.prefetch(
+            [line.request for line in batch if line.request is not None]))
+
+    batch = list(itertools.islice(lines, chunk))
+    task = lookup(batch)
+    try:
+        while batch:
+            await task
+            following = list(itertools.islice(lines, chunk))
+            task = lookup(following)
+            for line in batch:
+                yield line
+            batch = following
+    finally:
+        task.cancel()  # the run stopped early: nobody needs that lookup any more
 
 
 def state_dir(out: Path) -> Path:
@@ -203,6 +237,13 @@ async def run_requests(engine: Engine, in_path: Path, out_path: Path, target: st
                                   error={"type": exc.code, "message": exc.detail}),)
         return (result_record(line, outcome),)
 
+    def answered(line: Line) -> tuple[RequestResult, ...] | None:
+        """The result of a line that needs no wait: bad input, or a prefetched cache hit."""
+        if line.error is not None or line.request is None:
+            return (result_record(line, line.error),)
+        hit = engine.prefetched_hit(line.request)
+        return None if hit is None else (result_record(line, hit),)
+
     def written(record: RecordBase) -> None:
         assert isinstance(record, RequestResult)
         summary.written += 1
@@ -217,8 +258,10 @@ async def run_requests(engine: Engine, in_path: Path, out_path: Path, target: st
                    paths={RequestResult: out_path}) as run:
         try:
             if batch is None:
-                await run.each(read_lines(in_path, target, summary.skipped_done), work,
-                               workers=workers, ordered=True, on_emit=written)
+                await run.each(prefetched(engine, read_lines(in_path, target,
+                                                             summary.skipped_done)), work,
+                               workers=workers, ordered=True, on_emit=written,
+                               ready=answered)
             else:  # each pass starts after the prefix written so far
                 await batch.run(run, lambda: read_lines(
                     in_path, target, summary.skipped_done + summary.written), work,

@@ -190,10 +190,12 @@ class Completion:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Completion:
+    def from_json(cls, data: dict[str, Any], **fields: Any) -> Completion:
+        """The answer ``to_json`` wrote; ``fields`` set the rest (the cache marks its hits)."""
         u = data["usage"]
-        return cls(text=data["text"], finish_reason=data["finish_reason"],
-                   usage=Usage(u["input_tokens"], u["output_tokens"],
-                               u.get("cached_input_tokens", 0), u.get("cache_write_tokens", 0)),
-                   model=data["model"], request_id=data.get("request_id"),
-                   structured=bool(data.get("structured", False)))
+        # Positional where it can be: every cache hit is built here.
+        return cls(data["text"], data["finish_reason"],
+                   Usage(u["input_tokens"], u["output_tokens"],
+                         u.get("cached_input_tokens", 0), u.get("cache_write_tokens", 0)),
+                   data["model"], data.get("request_id"),
+                   structured=bool(data.get("structured", False)), **fields)

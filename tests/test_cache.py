@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -207,3 +208,67 @@ def test_a_cache_folder_that_cannot_be_created_is_a_config_error(tmp_path: Path)
     blocker.write_text("not a folder")
     with pytest.raises(ConfigError, match="--cache-dir"):
         ResponseCache(blocker / "cache")
+
+
+# -- many keys at once (the path a cached re-run takes) ------------------------
+
+async def test_get_many_answers_each_key_in_order_hits_and_misses(cache: ResponseCache) -> None:
+    keys = [f"{i:064x}" for i in range(1200)]  # more than one SELECT's worth of keys
+    await asyncio.gather(*(cache.put(k, answer(k)) for k in keys[::2]))
+    asked = [keys[5], keys[4], keys[4], "f" * 64, *keys]
+    found = await cache.get_many(asked)
+    assert [h.text if h is not None else None for h in found] == [
+        None, keys[4], keys[4], None, *(k if i % 2 == 0 else None for i, k in enumerate(keys))]
+    assert all(h.cached and h.cost_usd == 0.0 and h.attempts == 0 for h in found if h)
+    assert (cache.hits, cache.misses) == (602, 602)
+
+
+async def test_get_many_can_leave_misses_uncounted(cache: ResponseCache) -> None:
+    await cache.put(KEY, answer())
+    await cache.get_many([KEY, "b" * 64], count_misses=False)
+    assert (cache.hits, cache.misses) == (1, 0)
+
+
+async def test_get_many_gives_back_the_same_answers_as_get(cache: ResponseCache) -> None:
+    big = answer("ж" * 70_000)  # past 64 KiB: diskcache keeps it in a file of its own
+    await cache.put(KEY, big)
+    await cache.put("b" * 64, answer(finish="length"))
+    one_by_one = [await cache.get(KEY), await cache.get("b" * 64)]
+    assert await cache.get_many([KEY, "b" * 64]) == one_by_one
+    assert one_by_one[0] is not None and one_by_one[0].text == big.text
+
+
+async def test_get_many_refuses_pickled_and_malformed_entries_like_get(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    class Boom:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (exec, ("raise SystemExit('unpickled!')",))
+
+    raw = diskcache.Cache(str(tmp_path))
+    raw.set("a" * 64, Boom())
+    raw.set("b" * 64, '{"schema": 1}')
+    raw.close()
+    with ResponseCache(tmp_path) as cache, caplog.at_level(logging.WARNING):
+        await cache.put("c" * 64, answer("fine"))
+        found = await cache.get_many(["a" * 64, "b" * 64, "c" * 64])
+    assert [h.text if h else None for h in found] == [None, None, "fine"]
+    assert "unreadable entry" in caplog.text and "corrupt entry" in caplog.text
+
+
+async def test_get_many_falls_back_to_one_get_per_key_if_the_batched_query_fails(
+        cache: ResponseCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    await cache.put(KEY, answer("kept"))
+
+    def locked(_keys: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(cache, "_select", locked)  # the batched query, and only it
+    found = await cache.get_many([KEY, "b" * 64])
+    assert [h.text if h else None for h in found] == ["kept", None]
+
+
+async def test_a_lookup_queued_behind_puts_sees_them(cache: ResponseCache) -> None:
+    keys = [f"{i:064x}" for i in range(10)]
+    *_, found = await asyncio.gather(*(cache.put(k, answer(k)) for k in keys),
+                                     cache.get_many(keys))
+    assert [h.text for h in found if h is not None] == keys

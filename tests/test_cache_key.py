@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from mlift.engine.cache import cache_key
 from mlift.errors import ConfigError
 from mlift.providers.base import Endpoint
-from mlift.types import Message, Request, Role
+from mlift.types import Message, OutputSchema, Request, Role
 
 texts = st.text(max_size=40)
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
@@ -138,3 +138,34 @@ def test_non_ascii_content_is_keyed_by_its_text() -> None:
     hindi = dataclasses.replace(request, messages=(Message("user", "नमस्ते दुनिया"),))
     telugu = dataclasses.replace(request, messages=(Message("user", "హలో ప్రపంచం"),))
     assert cache_key(hindi, endpoint) != cache_key(telugu, endpoint)
+
+
+SCHEMA = OutputSchema("verdict", {"type": "object", "properties": {
+    "score": {"type": "integer"}, "reason": {"type": "string"}},
+    "required": ["score", "reason"], "additionalProperties": False}, "a verdict")
+
+
+@pytest.mark.parametrize(("request_", "endpoint", "key"), [
+    (Request(target="openai:gpt-4o-mini",
+             messages=(Message("system", "Translate to English."),
+                       Message("user", 'नमस्ते "दुनिया"\n\t\\ \x01 é')),
+             max_tokens=300, temperature=0.7,
+             params=(("seed", 7), ("stop", ["\n", "END"]), ("top_p", 0.9)),
+             prompt="translate/to_en@v1#abc123"),
+     Endpoint(name="openai", kind="openai", model="gpt-4o-mini",
+              base_url="HTTP://API.Example.com/v1/"),
+     "a1bfebeb3faf761c19d16a4949f28ca9e7fafda09a0d00e60b6b42bf939e5863"),
+    (Request(target="sim:default", messages=(Message("user", "Hi"),)),
+     Endpoint(name="sim", kind="sim", model="default", base_url="http://127.0.0.1:5555/v1"),
+     "3ff4faedbe2034921324b55cb4586666a45159413c99052de90f308e0a223a69"),
+    (Request(target="anthropic:claude", messages=(Message("user", "Judge this."),),
+             max_tokens=64, output_schema=SCHEMA),
+     Endpoint(name="anthropic", kind="anthropic", model="claude-3-5-haiku-latest",
+              structured_outputs=True),
+     "974e366e033e6bad81411fb80d12dbe34778cf882bcbc0b8f384c3d8c62bbc1c"),
+])
+def test_keys_stay_what_earlier_versions_stored_answers_under(
+        request_: Request, endpoint: Endpoint, key: str) -> None:
+    # Pinned: a change here orphans every answer users have paid for (bump KEY_SCHEMA
+    # on purpose instead, so old entries are plainly invalidated, never misread).
+    assert cache_key(request_, endpoint) == key

@@ -114,3 +114,50 @@ def test_rate_limited_server_is_never_pushed_past_its_limit(
     stats = sim.stats()
     assert len(results(out)) == 60
     assert stats["max_requests_1s"] <= 1200 / 60 * 2  # one second of burst plus refill
+
+
+def _answer(record: dict[str, Any]) -> Any:
+    return record.get("response", record.get("error"))
+
+
+def test_cached_rerun_writes_the_same_lines_again_and_sends_nothing(
+        tmp_path: Path, remote_sim: Callable[[SimConfig], ThreadedSim]) -> None:
+    sim = remote_sim(SimConfig())
+    src = requests_file(tmp_path / "in.jsonl", 300)  # more lines than one read-ahead chunk
+    lines = src.read_text().splitlines()
+    lines[10:10] = ["{not json", ""]  # bad lines keep their place among the hits
+    src.write_text("\n".join(lines) + "\n")
+    assert mlift_requests(sim, src, tmp_path / "a.jsonl", tmp_path / "c") == 4
+    sent = sim.stats()["requests"]
+    for name in ("b", "c"):
+        assert mlift_requests(sim, src, tmp_path / f"{name}.jsonl", tmp_path / "c",
+                              "--stats-json", str(tmp_path / f"{name}.json")) == 4
+    assert sim.stats()["requests"] == sent == 300
+    assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "c.jsonl").read_bytes()
+    first, again = results(tmp_path / "a.jsonl"), results(tmp_path / "b.jsonl")
+    assert [(r["line"], r["metadata"], _answer(r)) for r in again] == [
+        (r["line"], r["metadata"], _answer(r)) for r in first]
+    answered = [r for r in again if "response" in r]
+    assert len(answered) == 300
+    assert all((r["cached"], r["cost_usd"], r["attempts"]) == (True, 0.0, 0) for r in answered)
+    totals = json.loads((tmp_path / "b.json").read_text())["accounting"]["totals"]
+    assert (totals["cache_hits"], totals["cost_usd"]) == (300, 0.0)
+
+
+def test_a_changed_request_misses_the_cache_and_only_it_is_sent(
+        tmp_path: Path, remote_sim: Callable[[SimConfig], ThreadedSim]) -> None:
+    sim = remote_sim(SimConfig())
+    src = requests_file(tmp_path / "in.jsonl", 300)
+    mlift_requests(sim, src, tmp_path / "a.jsonl", tmp_path / "c")
+    sent = sim.stats()["requests"]
+    bodies = [json.loads(line) for line in src.read_text().splitlines()]
+    bodies[2]["temperature"] = 0.3
+    bodies[280]["messages"][0]["content"] += " And its history?"
+    src.write_text("".join(json.dumps(b) + "\n" for b in bodies))
+    assert mlift_requests(sim, src, tmp_path / "b.jsonl", tmp_path / "c") == 0
+    assert sim.stats()["requests"] == sent + 2
+    got = results(tmp_path / "b.jsonl")
+    assert [r["line"] for r in got if not r["cached"]] == [3, 281]
+    before = results(tmp_path / "a.jsonl")
+    assert all(got[i]["response"] == before[i]["response"] for i in range(300)
+               if i not in (2, 280))

@@ -19,6 +19,7 @@ from mlift.engine.retry import RetryPolicy, TimeoutPolicy
 from mlift.errors import (
     AuthError,
     BudgetExceeded,
+    ConfigError,
     PermanentError,
     ProviderError,
     ProviderTimeout,
@@ -247,3 +248,62 @@ async def test_unused_tokens_are_refunded_only_for_providers_that_refund() -> No
         waited[refunds] = loop.time() - start
     assert waited[False] > 0.6  # every reservation kept: ~0.73 s
     assert waited[True] < 0.2   # unused tokens returned at once
+
+
+async def test_a_prefetched_hit_is_the_same_answer_and_record_as_a_plain_hit(
+        tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache")
+    try:
+        warm, _ = make_engine(cache=cache, latency=0.0)
+        await warm.complete(req("a"))
+        plain, plain_provider = make_engine(cache=cache, latency=0.0)
+        expected = await plain.complete(req("a"))
+        engine, provider = make_engine(cache=cache, latency=0.0)
+        request = req("a")
+        await engine.prefetch([request])
+        got = await engine.complete(request)
+        assert got == expected and got.cached and got.cost_usd == 0.0
+        assert provider.calls == plain_provider.calls == []
+        assert engine.accounting.snapshot() == plain.accounting.snapshot()
+    finally:
+        await cache.aclose()
+
+
+async def test_a_prefetched_answer_is_never_given_to_another_request(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache")
+    try:
+        warm, _ = make_engine(cache=cache, latency=0.0)
+        await warm.complete(req("a"))
+        engine, provider = make_engine(cache=cache, latency=0.0)
+        await engine.prefetch([req("a")])
+        other = await engine.complete(req("b"))
+        assert (other.text, other.cached, len(provider.calls)) == ("answer to b", False, 1)
+    finally:
+        await cache.aclose()
+
+
+async def test_a_prefetched_miss_still_finds_an_answer_stored_since(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache")
+    try:
+        engine, provider = make_engine(cache=cache, latency=0.0)
+        first, again = req("same"), req("same")  # equal requests, two lines of an input
+        await engine.prefetch([first, again])  # both misses now
+        await engine.complete(first)
+        second = await engine.complete(again)
+        assert second.cached and len(provider.calls) == 1
+    finally:
+        await cache.aclose()
+
+
+async def test_a_request_prefetch_cannot_key_fails_in_complete_as_before(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache")
+    try:
+        engine, _provider = make_engine(cache=cache, latency=0.0)
+        bad = Request(target="fake:m1", messages=(Message("user", "x"),),
+                      params=(("stop", {1, 2}),))  # a set is not JSON
+        await engine.prefetch([bad, req("fine")])
+        with pytest.raises(ConfigError, match="not plain JSON"):
+            await engine.complete(bad)
+        assert (await engine.complete(req("fine"))).text == "answer to fine"
+    finally:
+        await cache.aclose()

@@ -25,21 +25,27 @@ overridden:
   serves queued gets and puts in batches; diskcache keeps one connection per
   thread, so this also means exactly one connection, closed by ``close()`` on
   the thread that opened it.
+
+Lookups queued together are answered by one ``SELECT … WHERE key IN (…)``
+(``get_many`` asks for many keys in one hop): a cached re-run is bound by
+this path, and one query per key cost three times as much.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import math
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -65,8 +71,14 @@ _DEFAULT_BASE_URLS: Final = {"openai": "https://api.openai.com/v1",
                              "anthropic": "https://api.anthropic.com"}
 # Sentinel for "no entry": distinct from any JSON value a cache could hold.
 _MISS: Final = object()
+# The key's encoding (one encoder, not one per call: json.dumps builds one each time).
+_KEY_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                    allow_nan=False)
+# Keys per SELECT: well under SQLite's smallest limit on bound parameters (999).
+_SELECT_CHUNK: Final = 500
 
 
+@functools.lru_cache(maxsize=64)  # pure, and called once per request with the same few URLs
 def _normalise_base_url(kind: str, base_url: str | None) -> str:
     """Scheme and host lower-cased, no trailing slash; the simulator's URL is dropped.
 
@@ -121,9 +133,7 @@ def cache_key(request: Request, endpoint: Endpoint) -> str:
     if request.output_schema is not None:  # absent otherwise: older keys stay valid
         payload["output_schema"] = request.output_schema.to_json()
         payload["structured_outputs"] = endpoint.structured_outputs
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_KEY_JSON.encode(payload).encode("utf-8")).hexdigest()
 
 
 def default_cache_dir(cli_value: str | None) -> Path:
@@ -151,11 +161,12 @@ class _JSONTextDisk(diskcache.Disk):  # type: ignore[misc]  # untyped base class
 
 @dataclass(frozen=True, slots=True)
 class _Op:
-    """One queued get (``text is None``) or put, with where to deliver its result."""
+    """One queued lookup of ``keys`` (``text is None``) or put of ``text`` under ``keys[0]``,
+    with where to deliver its result."""
 
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
-    key: str
+    keys: tuple[str, ...]
     text: str | None = None
 
 
@@ -228,12 +239,12 @@ class ResponseCache:
 
     # -- the worker thread ---------------------------------------------------
 
-    def _enqueue(self, key: str, text: str | None) -> asyncio.Future[Any]:
+    def _enqueue(self, keys: tuple[str, ...], text: str | None) -> asyncio.Future[Any]:
         self._check_open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         with self._lock:
-            self._pending.append(_Op(loop, future, key, text))
+            self._pending.append(_Op(loop, future, keys, text))
             start, self._draining = not self._draining, True
         if start:
             self._executor.submit(self._drain)
@@ -259,19 +270,70 @@ class ResponseCache:
                     loop.call_soon_threadsafe(_deliver, items)
 
     def _serve(self, batch: list[_Op]) -> list[Any]:
+        """Results in queue order; each run of lookups (or of puts) is served at once.
+
+        A lookup queued after a put sees it: runs are served in order.
+        """
         values: list[Any] = []
         i = 0
         while i < len(batch):
-            if batch[i].text is None:
-                values.append(self._get_blocking(batch[i].key))
-                i += 1
-                continue
+            lookups = batch[i].text is None
             j = i
-            while j < len(batch) and batch[j].text is not None:
+            while j < len(batch) and (batch[j].text is None) == lookups:
                 j += 1
-            values.extend([self._put_blocking(batch[i:j])] * (j - i))
+            if lookups:
+                found = self._get_many_blocking([k for op in batch[i:j] for k in op.keys])
+                at = 0
+                for op in batch[i:j]:
+                    values.append(found[at:at + len(op.keys)])
+                    at += len(op.keys)
+            else:
+                values.extend([self._put_blocking(batch[i:j])] * (j - i))
             i = j
         return values
+
+    def _get_many_blocking(self, keys: list[str]) -> list[Completion | None]:
+        """The entries of ``keys``, a few hundred per query; per-key gets if that fails.
+
+        diskcache has no multi-get, so this reads its table the way its own
+        ``get`` does (a ``str`` key is stored as itself with ``raw = 1``; an
+        entry past its expiry time is absent; the value is decoded by the
+        Disk, which refuses anything but text). Its connection and Disk are
+        private attributes: should a diskcache release change them, the
+        fallback is its public ``get``, one key at a time, with the same
+        results.
+        """
+        if len(keys) == 1:
+            return [self._get_blocking(keys[0])]
+        try:
+            rows = self._select(keys)
+        except Exception as exc:  # locked database, another diskcache layout: the slow way
+            log.debug("response cache %s: batched lookup failed (%s: %s); one key at a time",
+                      self.directory, type(exc).__name__, exc)
+            return [self._get_blocking(key) for key in keys]
+        return [self._fetch(key, rows[key]) if key in rows else None for key in keys]
+
+    def _select(self, keys: list[str]) -> dict[str, tuple[Any, Any, Any]]:
+        """(mode, filename, value) of each key present and not expired."""
+        rows: dict[str, tuple[Any, Any, Any]] = {}
+        now = time.time()
+        for start in range(0, len(keys), _SELECT_CHUNK):
+            chunk = keys[start:start + _SELECT_CHUNK]
+            query = ("SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND "
+                     "(expire_time IS NULL OR expire_time > ?) AND key IN "
+                     f"({','.join('?' * len(chunk))})")
+            for key, mode, filename, value in self._cache._sql(query, (now, *chunk)):
+                rows[key] = (mode, filename, value)
+        return rows
+
+    def _fetch(self, key: str, row: tuple[Any, Any, Any]) -> Completion | None:
+        try:
+            raw = self._cache._disk.fetch(*row, False)
+        except Exception as exc:  # refused mode, a value file gone: unreadable is a miss
+            log.warning("response cache %s: unreadable entry %s… treated as a miss (%s: %s)",
+                        self.directory, key[:12], type(exc).__name__, exc)
+            return None
+        return self._decode(key, raw)
 
     def _get_blocking(self, key: str) -> Completion | None:
         try:
@@ -282,18 +344,23 @@ class ResponseCache:
             return None
         if raw is _MISS:
             return None
+        return self._decode(key, raw)
+
+    def _decode(self, key: str, raw: Any) -> Completion | None:
+        """A stored value as a hit (marked cached, free), or None if it is not a valid entry."""
         try:
             data = json.loads(raw)
             if data.get("schema") != VALUE_SCHEMA:
                 raise ValueError(f"schema {data.get('schema')!r}")
-            stored = Completion.from_json(data["completion"])
-            if stored.finish_reason not in CACHEABLE_FINISH:
-                raise ValueError(f"finish_reason {stored.finish_reason!r}")
+            hit = Completion.from_json(data["completion"], cached=True, cost_usd=0.0,
+                                       latency_s=0.0, attempts=0)
+            if hit.finish_reason not in CACHEABLE_FINISH:
+                raise ValueError(f"finish_reason {hit.finish_reason!r}")
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             log.warning("response cache %s: corrupt entry %s… treated as a miss (%s: %s)",
                         self.directory, key[:12], type(exc).__name__, exc)
             return None
-        return replace(stored, cached=True, cost_usd=0.0, latency_s=0.0, attempts=0)
+        return hit
 
     def _put_blocking(self, ops: list[_Op]) -> bool:
         """Write consecutive puts in one transaction; a failed write is logged, not raised.
@@ -304,7 +371,7 @@ class ResponseCache:
         try:
             with self._cache.transact(retry=True):
                 for op in ops:
-                    self._cache.set(op.key, op.text, retry=True)
+                    self._cache.set(op.keys[0], op.text, retry=True)
         except Exception as exc:
             log.warning("response cache %s: could not store %d answer(s) (%s: %s)",
                         self.directory, len(ops), type(exc).__name__, exc)
@@ -323,11 +390,27 @@ class ResponseCache:
 
     async def get(self, key: str) -> Completion | None:
         """The stored completion for ``key``, or None on a miss."""
-        found: Completion | None = await self._enqueue(key, None)
-        if found is None:
+        found: list[Completion | None] = await self._enqueue((key,), None)
+        if found[0] is None:
             self.misses += 1
         else:
             self.hits += 1
+        return found[0]
+
+    async def get_many(self, keys: Sequence[str], *,
+                       count_misses: bool = True) -> list[Completion | None]:
+        """The stored completion (or None) for each of ``keys``, in one hop to the thread.
+
+        A caller that will ``get`` the misses again (the engine's prefetch)
+        passes ``count_misses=False``, so each miss is counted once.
+        """
+        if not keys:
+            return []
+        found: list[Completion | None] = await self._enqueue(tuple(keys), None)
+        hits = sum(hit is not None for hit in found)
+        self.hits += hits
+        if count_misses:
+            self.misses += len(found) - hits
         return found
 
     async def put(self, key: str, completion: Completion) -> bool:
@@ -340,7 +423,7 @@ class ResponseCache:
             return False
         text = json.dumps({"schema": VALUE_SCHEMA, "completion": completion.to_json()},
                           ensure_ascii=False, separators=(",", ":"))
-        stored: bool = await self._enqueue(key, text)
+        stored: bool = await self._enqueue((key,), text)
         self.stores += stored
         return stored
 

@@ -13,6 +13,12 @@ Inside, in this order (DESIGN.md §3.1):
    which has learned from it;
 7. accounting, what the server said fed back to the limiter, the cache write.
 
+A caller that knows which requests come next (``mlift requests`` reads its
+input ahead) may ``prefetch`` them: their cache lookups are made together, in
+one hop to the cache's thread, and ``complete`` of the same request objects
+then answers a hit at once. What a hit returns, records and costs is the same
+either way.
+
 Two things stop a run instead of failing items: an authentication failure
 poisons its endpoint (every later call fails at once), and the circuit
 breaker (:mod:`.breaker`) trips when every request fails the same permanent
@@ -167,6 +173,9 @@ class Engine:
         # all its settings (structured outputs, transport, price).
         self._own: dict[Endpoint, _EndpointState] = {}
         self._ids = itertools.count()
+        # prefetch()'s lookups, by id() of the request object until complete() takes them:
+        # (that request, its cache key, the hit or None).
+        self._prefetched: dict[int, tuple[Request, str, Completion | None]] = {}
 
     async def __aenter__(self) -> Engine:
         return self
@@ -273,19 +282,66 @@ class Engine:
             state = own
         return state
 
+    async def prefetch(self, requests: Sequence[Request]) -> None:
+        """Look ``requests`` up in the cache together, for ``complete`` to find them.
+
+        For callers that know what comes next: one hop to the cache's thread
+        for all of them instead of one wait each. Only ``complete`` of the
+        very same request objects uses the result (requests are immutable
+        values), each once; a miss is looked up again there, so an answer
+        stored meanwhile (an identical request answered earlier in the run)
+        is still a hit. A request that ``complete`` would refuse (a bad spec,
+        a parameter that is not JSON) is left out, to fail there as before.
+        Callers prefetch only what they are about to complete: entries stay
+        until then.
+        """
+        if self.cache is None or not requests:
+            return
+        keyed: list[tuple[Request, str]] = []
+        for request in requests:
+            try:
+                keyed.append((request, cache_key(request,
+                                                 self._target(request.target).primary.endpoint)))
+            except Exception:  # complete() raises it for this request, where it belongs
+                continue
+        found = await self.cache.get_many([key for _, key in keyed], count_misses=False)
+        for (request, key), hit in zip(keyed, found, strict=True):
+            self._prefetched[id(request)] = (request, key, hit)
+
+    def prefetched_hit(self, request: Request) -> Completion | None:
+        """The hit ``prefetch`` found for this very request, booked as ``complete`` books
+        one, or None (then ``complete`` takes the request: a miss, or nothing prefetched)."""
+        looked = self._prefetched.get(id(request))
+        if looked is None or looked[0] is not request or looked[2] is None:
+            return None
+        target = self._target(request.target)
+        if target.unusable() is not None:
+            return None  # complete() raises it
+        del self._prefetched[id(request)]
+        return self._hit(request, target.primary.endpoint, looked[2])
+
+    def _hit(self, request: Request, primary: Endpoint, hit: Completion) -> Completion:
+        # A hit comes back marked cached, at $0.
+        self.accounting.record_success(request.stage, primary.spec, hit,
+                                       cached=True, latency_s=0.0, attempts=0)
+        return hit
+
     async def complete(self, request: Request) -> Completion:
         target = self._target(request.target)
         fatal = target.unusable()
         if fatal is not None:
             raise fatal
         primary = target.primary.endpoint
-        key = cache_key(request, primary)
+        looked = self._prefetched.pop(id(request), None) if self._prefetched else None
+        if looked is not None and looked[0] is request:
+            key, hit = looked[1], looked[2]
+        else:
+            key, hit = cache_key(request, primary), None
         if self.cache is not None:
-            hit = await self.cache.get(key)
-            if hit is not None:  # comes back marked cached, at $0
-                self.accounting.record_success(request.stage, primary.spec, hit,
-                                               cached=True, latency_s=0.0, attempts=0)
-                return hit
+            if hit is None:
+                hit = await self.cache.get(key)
+            if hit is not None:
+                return self._hit(request, primary, hit)
 
         demand = Demand(count_chat_tokens(request.messages, primary.model), request.max_tokens)
         worst = max(m.price.max_cost(demand.prompt, request.max_tokens) for m in target.members)

@@ -141,11 +141,13 @@ class Run:
     async def each(self, items: Iterable[T] | AsyncIterable[T],
                    work: Callable[[T], Awaitable[Sequence[RecordBase]]], *,
                    workers: int = 64, ordered: bool = False,
-                   on_emit: Callable[[RecordBase], None] | None = None) -> None:
+                   on_emit: Callable[[RecordBase], None] | None = None,
+                   ready: Callable[[T], Sequence[RecordBase] | None] | None = None) -> None:
         """Run ``work`` over ``items`` with ``workers`` at a time, writing what each returns.
 
         ``ordered`` writes results in input order (the output stays a prefix of
-        the input after a stop); ``on_emit`` sees each record as it is written.
+        the input after a stop); ``on_emit`` sees each record as it is written;
+        ``ready`` gives the records of an item that needs no work (see ``Scheduler``).
         """
         async def guarded(item: T) -> Sequence[RecordBase] | _NotDone | _Deferred:
             try:
@@ -164,7 +166,7 @@ class Run:
 
         if self.scheduler is not None:
             self._emitted_before += self.scheduler.emitted
-        self.scheduler = Scheduler(guarded, emit, workers=workers, ordered=ordered)
+        self.scheduler = Scheduler(guarded, emit, workers=workers, ordered=ordered, ready=ready)
         await self.scheduler.run(items)
 
     @property
