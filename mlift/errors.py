@@ -17,7 +17,8 @@ branches onto exit codes (usage 2, auth 3, partial failure 4)::
         │   │                            leaving unprocessed items for the next one
         │   ├── AuthError                401/403: names the env var                  → exit 3
         │   └── EndpointMisconfigured    every request failed the same permanent way
-        │                                (404 on a wrong base URL, 400 on everything) → exit 5
+        │       │                        (404 on a wrong base URL, 400 on everything) → exit 5
+        │       └── EndpointUnreachable  no server ever answered (wrong port, not running)
         ├── PermanentError               400/404/413/422…: fails the item, never retried
         └── TransientError               retried with backoff by the engine
             ├── RateLimited              429 (carries retry_after)
@@ -171,6 +172,15 @@ class ConnectionFailed(TransientError, ConnectionError):
 
 class MalformedResponse(TransientError):
     """The server answered with a body that could not be parsed."""
+
+
+class EndpointUnreachable(EndpointMisconfigured):
+    """No server ever answered at the endpoint's URL: every connection failed for a while.
+
+    A wrong host or port, or a local server that is not running. Only before
+    the endpoint's first answer: a server that answered once and then drops
+    connections is retried as a transient failure.
+    """
 
 
 def status_error(status: int, message: str, **context: object) -> ProviderError:

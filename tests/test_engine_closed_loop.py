@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ from mlift.engine.core import Engine
 from mlift.errors import (
     AuthError,
     ConfigError,
+    ConnectionFailed,
     EndpointMisconfigured,
+    EndpointUnreachable,
     EndpointUnusable,
     PermanentError,
 )
@@ -274,6 +277,56 @@ async def test_a_wrong_base_url_stops_every_request_within_a_few() -> None:
         message = str(failures[0])
         assert h.server.base_url in message and "gpt-4o-mini" in message
         assert "--base-url" in message and "/v1" in message
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections to it are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def unreachable(name: str) -> Endpoint:
+    return Endpoint(name=name, kind="openai", model="gpt-4o-mini",
+                    base_url=f"http://127.0.0.1:{closed_port()}/v1", api_key="k",
+                    transport="aiohttp", input_price=0.0, output_price=0.0)
+
+
+async def test_a_url_where_nothing_listens_stops_every_request_within_seconds() -> None:
+    dead = unreachable("x")
+    async with harness([SimConfig()], lambda s: {"x": dead}) as h:
+        await h.run([request(i) for i in range(200)])
+        failures = h.failures()
+        assert len(failures) == 200
+        assert all(isinstance(f, EndpointUnreachable) for f in failures)
+        assert h.wall <= 10.0  # the retries alone would take minutes
+        message = str(failures[0])
+        assert dead.base_url is not None and dead.base_url in message
+        assert "gpt-4o-mini" in message and "port" in message and "running" in message
+
+
+async def test_a_server_that_answered_once_and_went_away_is_retried_not_given_up() -> None:
+    async with harness([SimConfig()], lambda s: {"x": openai("x", s[0])}) as h:
+        first = await h.run([request(i) for i in range(3)])
+        assert all(isinstance(r, Completion) for r in first)
+        await h.server.__aexit__(None, None, None)  # the server stops mid-run
+        later = await h.run([request(i) for i in range(3, 6)])
+        assert all(isinstance(r, ConnectionFailed) for r in later), later
+        assert not any(isinstance(r, EndpointUnusable) for r in later)
+        assert h.wall > 10.0  # each was retried with backoff before it failed
+
+
+async def test_an_unreachable_member_of_a_pool_is_set_aside_and_the_others_carry_on() -> None:
+    dead = unreachable("dead")
+
+    def endpoints(s: list[SimServer]) -> dict[str, Endpoint]:
+        return {"dead": dead, "b": openai("b", s[0])}
+
+    async with harness([SimConfig(latency_ms=100)], endpoints) as h:
+        await h.run([request(i, "dead:gpt-4o-mini,b:gpt-4o-mini") for i in range(100)])
+        assert h.failures() == []
+        assert h.server.stats()["by_status"] == {"200": 100}
 
 
 async def test_bad_items_among_good_ones_never_trip_the_breaker() -> None:

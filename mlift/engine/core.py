@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
@@ -93,7 +94,7 @@ class _EndpointState:
         self.active = 0  # complete() calls that may use this endpoint, in their retry loop
         self.breaker = Breaker(endpoint, attempting=lambda: self.active,
                                pending=lambda: self.limiter.outstanding)
-        self.health = Health(endpoint.spec)
+        self.health = Health(endpoint)
         # In-flight calls: when each was sent, since when its timeout counts
         # (see Engine._waited_their_turn) and its handle, re-armed when that moves.
         self.inflight: dict[int, tuple[float, float, asyncio.Timeout]] = {}
@@ -115,6 +116,21 @@ class _Target:
         """The error to raise when no member can ever serve again."""
         outs = [m.health.out for m in self.members]
         return outs[0] if all(outs) else None
+
+    async def backoff(self, sleep: Sleep, seconds: float) -> None:
+        """A retry's wait, cut short when every member goes out (its next attempt then
+        raises at once: a stopped run must not wait out the longest backoff)."""
+        pending = [m.health.gone for m in self.members if m.health.out is None]
+        if not pending:
+            return
+        napping = asyncio.ensure_future(sleep(seconds))
+        watching = [asyncio.ensure_future(gone.wait()) for gone in pending]
+        try:
+            while not napping.done() and self.unusable() is None:
+                await asyncio.wait([napping, *watching], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (napping, *watching):
+                task.cancel()
 
     async def admit(self, demand: Demand, sleep: Sleep) -> tuple[_EndpointState, Ticket]:
         """A concurrency slot and an admission from one member (the caller releases the slot)."""
@@ -399,7 +415,8 @@ class Engine:
         for m in target.members:
             m.active += 1
         try:
-            async for attempt in self._retry.retrying(self._sleep, on_retry):
+            async for attempt in self._retry.retrying(
+                    functools.partial(target.backoff, self._sleep), on_retry):
                 with attempt:
                     outcome.attempts += 1
                     outcome.completion = await self._attempt(target, request, demand, outcome)

@@ -16,6 +16,12 @@ A member that keeps failing is set aside with a message: after
 timeouts) for a while that doubles each time, and for the rest of the run
 when its key is rejected or its breaker trips. The others carry on; only
 when every member is out does the target fail.
+
+A member nothing has ever answered — every connection refused, or its host
+unknown, for ``UNREACHABLE_AFTER_S`` and at least ``UNREACHABLE_TRIES``
+attempts — is out for the run with :class:`~mlift.errors.EndpointUnreachable`
+(a wrong port or a server not started), so the run stops in seconds instead
+of retrying every item for minutes.
 """
 
 from __future__ import annotations
@@ -27,7 +33,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from mlift.engine.limiter import Demand, RateLimiter
-from mlift.errors import ConfigError, EndpointUnusable, ProviderError
+from mlift.errors import (
+    ConfigError,
+    ConnectionFailed,
+    EndpointUnreachable,
+    EndpointUnusable,
+    ProviderError,
+)
 from mlift.providers.base import Endpoint
 
 log = logging.getLogger(__name__)
@@ -35,6 +47,8 @@ log = logging.getLogger(__name__)
 SET_ASIDE_AFTER = 5
 SET_ASIDE_S = 30.0
 SET_ASIDE_MAX_S = 300.0
+UNREACHABLE_AFTER_S = 5.0
+UNREACHABLE_TRIES = 3
 
 
 class Member(Protocol):
@@ -47,12 +61,17 @@ class Member(Protocol):
 class Health:
     """Whether one member may take requests now."""
 
-    def __init__(self, label: str) -> None:
-        self.label = label
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.label = endpoint.spec
         self.out: EndpointUnusable | None = None   # for the rest of the run
         self.aside_until = float("-inf")
+        self.answered = False                      # has it ever answered a request?
         self._row = 0
         self._aside_s = SET_ASIDE_S
+        self._unreachable_since: float | None = None
+        self._unreachable_tries = 0
+        self.gone = asyncio.Event()                # set when it goes out
 
     def usable(self, now: float) -> bool:
         return self.out is None and now >= self.aside_until
@@ -60,8 +79,13 @@ class Health:
     def success(self) -> None:
         self._row = 0
         self._aside_s = SET_ASIDE_S
+        self.answered = True
 
     def transient_failure(self, exc: ProviderError, now: float, *, pooled: bool) -> None:
+        if not isinstance(exc, ConnectionFailed):
+            self.answered = True  # a status, a timeout, a torn body: something is there
+        elif not self.answered:
+            self._no_server(exc, now, pooled=pooled)
         self._row += 1
         if pooled and self._row >= SET_ASIDE_AFTER:
             self.aside_until = now + self._aside_s
@@ -71,10 +95,28 @@ class Health:
             self._aside_s = min(SET_ASIDE_MAX_S, 2 * self._aside_s)
             self._row = 0
 
+    def _no_server(self, exc: ProviderError, now: float, *, pooled: bool) -> None:
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        self._unreachable_tries += 1
+        waited = now - self._unreachable_since
+        if waited < UNREACHABLE_AFTER_S or self._unreachable_tries < UNREACHABLE_TRIES:
+            return
+        ep = self.endpoint
+        url = ep.base_url or f"the {ep.kind} kind's default URL"
+        self.unusable(EndpointUnreachable(
+            f"nothing answered at {url} for model {ep.model!r}: {self._unreachable_tries} "
+            f"connections failed over {waited:.0f}s (last: {exc.args[0] if exc.args else exc}). "
+            f"Check the host and port in --base-url (or the profile's base_url), and that "
+            f"the server is running. Items not yet done were left for the next run: fix "
+            f"the endpoint and re-run the same command",
+            provider=ep.name, model=ep.model), pooled=pooled)
+
     def unusable(self, exc: EndpointUnusable, *, pooled: bool) -> None:
         if self.out is None and pooled:
             log.warning("%s set aside for the rest of the run: %s", self.label, exc)
         self.out = self.out or exc
+        self.gone.set()
 
 
 def pick(members: Sequence[Member], demand: Demand, now: float) -> tuple[Member | None, float]:
