@@ -1,6 +1,6 @@
 """Selection (step 0) on one core against every core, in one run: records per second.
 
-    python -m benchmarks.selection [--records 4000] [--rounds 3]
+    python -m benchmarks.selection [--records 20000] [--rounds 3]
 
 Reads a synthetic Hindi corpus (recombined sample sentences, written to a
 temp file) with the pipeline's reader and selects it with the default
@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlift.pipeline.parallel import machine_workers, select_stream
+from mlift.pipeline.parallel import INLINE_FIRST, machine_workers, select_stream
 from mlift.pipeline.select import SelectConfig, Selector, default_identifier
 from mlift.pipeline.sources import read_records
 
@@ -42,8 +42,10 @@ def make_corpus(path: Path, n: int, lang: str = "hi") -> None:
 def rate(path: Path, workers: int) -> float:
     selector = Selector(SelectConfig())
     start = time.perf_counter()
+    # The pool as the pipeline runs it: the first INLINE_FIRST records here while
+    # the workers start, then the workers.
     n = sum(1 for _ in select_stream(read_records(path), selector, workers=workers,
-                                     inline_first=0 if workers > 1 else 10**12))
+                                     inline_first=INLINE_FIRST if workers > 1 else 10**12))
     return n / (time.perf_counter() - start)
 
 
@@ -59,7 +61,7 @@ def ceiling(path: Path, n: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=4000)
+    parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     default_identifier()  # load the model once, outside the timings

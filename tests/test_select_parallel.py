@@ -53,6 +53,18 @@ def test_the_pool_makes_the_same_decisions_in_the_same_order_as_one_process() ->
     assert {"duplicate", "near_duplicate"} <= codes  # the corpus exercises the index
 
 
+def test_an_input_that_ends_while_the_workers_start_is_decided_here_and_they_stop() -> None:
+    # The workers start halfway through the inline records; this input ends before
+    # they are needed: its outcomes are one process's, and the started workers exit.
+    items = corpus()[:30]
+    expected = [outcome(x) for x in select_stream(items, Selector(SelectConfig()), workers=1)]
+    before = set(Path("/proc/self/task").iterdir())
+    got = [outcome(x) for x in select_stream(items, Selector(SelectConfig()), workers=2,
+                                            inline_first=40)]
+    assert got == expected
+    assert set(Path("/proc/self/task").iterdir()) <= before  # no feeder thread left
+
+
 def test_leaving_early_shuts_the_pool_down() -> None:
     items = corpus()
     stream = select_stream(items, Selector(SelectConfig()), workers=2, chunk=5, inline_first=3)

@@ -60,15 +60,28 @@ def select_stream(items: Iterable[Record | InputError], selector: Selector, *,
     token counter, which cannot be sent to another process, means no pool).
     """
     workers = machine_workers() if workers is None else workers
+    pooling = workers > 1 and not selector.custom
     it = iter(items)
-    for seen, item in enumerate(it, 1):
-        yield item if isinstance(item, InputError) else selector.decide(
-            selector.analyser.analyse(item))
-        if seen >= inline_first and workers > 1 and not selector.custom:
-            break
-    else:
-        return
-    yield from _pooled(it, selector, workers, chunk)
+    # A worker takes about a second to start (importing mlift, loading the
+    # language-ID model): they start halfway through the inline records, so
+    # that second overlaps work done here instead of following it.
+    warm_at = inline_first // 2
+    started: list[_Worker] = []
+    try:
+        for seen, item in enumerate(it, 1):
+            if pooling and not started and seen > warm_at:
+                started = [_Worker(selector.config) for _ in range(workers)]
+            yield item if isinstance(item, InputError) else selector.decide(
+                selector.analyser.analyse(item))
+            if seen >= inline_first and pooling:
+                break
+        else:
+            return
+        yield from _pooled(it, selector, started or
+                           [_Worker(selector.config) for _ in range(workers)], chunk)
+    finally:
+        for worker in started:
+            worker.close()  # a no-op for workers _pooled has closed
 
 
 class _Worker:
@@ -124,9 +137,9 @@ class _Worker:
             self.proc.wait()
 
 
-def _pooled(it: Iterator[Record | InputError], selector: Selector, n: int,
+def _pooled(it: Iterator[Record | InputError], selector: Selector, workers: list[_Worker],
             chunk: int) -> Iterator[Record | Reject | InputError]:
-    workers = [_Worker(selector.config) for _ in range(n)]
+    n = len(workers)
     # Chunk i goes to worker i % n, and each worker answers in order, so reading
     # worker (i % n) for chunk i gives back the results in input order.
     pending: deque[tuple[list[Record | InputError], _Worker]] = deque()
