@@ -41,8 +41,8 @@ from mlift.engine import signals
 from mlift.engine.accounting import Accounting, Budget, usd
 from mlift.engine.breaker import Breaker
 from mlift.engine.cache import ResponseCache, cache_key
-from mlift.engine.limiter import Demand, RateLimiter, Ticket
-from mlift.engine.pool import Health, check_same_model, label, next_usable_at, pick
+from mlift.engine.limiter import Demand, RateLimiter
+from mlift.engine.pool import Health, Target, check_same_model, label
 from mlift.engine.retry import RetryPolicy, TimeoutPolicy
 from mlift.errors import (
     AuthError,
@@ -100,71 +100,6 @@ class _EndpointState:
         self.inflight: dict[int, tuple[float, float, asyncio.Timeout]] = {}
 
 
-class _Target:
-    """What a ``NAME:MODEL[,NAME:MODEL…]`` spec resolved to: one or more endpoints."""
-
-    def __init__(self, members: list[_EndpointState]) -> None:
-        self.members = members
-        self.primary = members[0]  # its endpoint keys the cache: any member's answer is one
-        self.lock = asyncio.Lock()
-
-    @property
-    def pooled(self) -> bool:
-        return len(self.members) > 1
-
-    def unusable(self) -> EndpointUnusable | None:
-        """The error to raise when no member can ever serve again."""
-        outs = [m.health.out for m in self.members]
-        return outs[0] if all(outs) else None
-
-    async def backoff(self, sleep: Sleep, seconds: float) -> None:
-        """A retry's wait, cut short when every member goes out (its next attempt then
-        raises at once: a stopped run must not wait out the longest backoff)."""
-        pending = [m.health.gone for m in self.members if m.health.out is None]
-        if not pending:
-            return
-        napping = asyncio.ensure_future(sleep(seconds))
-        watching = [asyncio.ensure_future(gone.wait()) for gone in pending]
-        try:
-            while not napping.done() and self.unusable() is None:
-                await asyncio.wait([napping, *watching], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (napping, *watching):
-                task.cancel()
-
-    async def admit(self, demand: Demand, sleep: Sleep) -> tuple[_EndpointState, Ticket]:
-        """A concurrency slot and an admission from one member (the caller releases the slot)."""
-        if not self.pooled:
-            state = self.primary
-            await state.slots.acquire()
-            try:
-                return state, await state.limiter.acquire(demand)
-            except BaseException:
-                state.slots.release()
-                raise
-        loop = asyncio.get_running_loop()
-        async with self.lock:  # one queue for the target, first come first served
-            while True:
-                fatal = self.unusable()
-                if fatal is not None:
-                    raise fatal
-                picked, wait = pick(self.members, demand, loop.time())
-                if picked is not None and wait <= 1e-6:
-                    member: _EndpointState = picked  # type: ignore[assignment]
-                    await member.slots.acquire()  # free: picked only with a free slot
-                    ticket = member.limiter.try_acquire(demand)
-                    if ticket is not None:
-                        return member, ticket
-                    member.slots.release()
-                    wait = 0.005
-                elif picked is None:
-                    back = next_usable_at(self.members)
-                    wait = 0.01 if back is None else max(0.01, back - loop.time())
-                # Look again when the soonest member should be ready (or an answer
-                # frees a slot somewhere), at least every second.
-                await sleep(min(wait, 1.0))
-
-
 class Engine:
     """Runs model requests at the provider's limit, paying once per answer."""
 
@@ -183,7 +118,7 @@ class Engine:
         self._timeouts = timeouts
         self._sleep = sleep
         self._factory = provider_factory
-        self._targets: dict[str, _Target] = {}
+        self._targets: dict[str, Target[_EndpointState]] = {}
         self._shared: dict[tuple[str, ...], _EndpointState] = {}
         # Endpoints that share a server, model and key with another one but not
         # all its settings (structured outputs, transport, price).
@@ -258,12 +193,12 @@ class Engine:
             endpoints.extend([resolved] if isinstance(resolved, Endpoint) else resolved)
         return endpoints
 
-    def _target(self, spec: str) -> _Target:
+    def _target(self, spec: str) -> Target[_EndpointState]:
         target = self._targets.get(spec)
         if target is None:
             endpoints = self._resolved(spec)
             check_same_model(spec, endpoints)
-            target = self._targets[spec] = _Target([self._member(ep) for ep in endpoints])
+            target = self._targets[spec] = Target([self._member(ep) for ep in endpoints])
             if target.pooled:
                 for m in target.members:
                     m.health.label = label(m.endpoint, endpoints)
@@ -402,7 +337,7 @@ class Engine:
             await self.cache.put(key, completion)
         return completion
 
-    async def _with_retries(self, target: _Target, request: Request,
+    async def _with_retries(self, target: Target[_EndpointState], request: Request,
                             demand: Demand) -> _Outcome:
         """Attempts with retries; each attempt goes to the member that can take it soonest."""
         outcome = _Outcome(target.primary)
@@ -428,7 +363,7 @@ class Engine:
                 m.breaker.notify()
         return outcome
 
-    async def _verdict(self, target: _Target, state: _EndpointState,
+    async def _verdict(self, target: Target[_EndpointState], state: _EndpointState,
                        error: ProviderError) -> ProviderError:
         """What a request that failed for good raises: its own error, or its endpoint's."""
         if state.health.out is not None:
@@ -445,7 +380,7 @@ class Engine:
             state.health.unusable(error, pooled=target.pooled)
         return error
 
-    async def _attempt(self, target: _Target, request: Request, demand: Demand,
+    async def _attempt(self, target: Target[_EndpointState], request: Request, demand: Demand,
                        outcome: _Outcome) -> Completion:
         loop = asyncio.get_running_loop()
         pooled = target.pooled

@@ -30,9 +30,9 @@ import asyncio
 import logging
 import math
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
-from mlift.engine.limiter import Demand, RateLimiter
+from mlift.engine.limiter import Demand, RateLimiter, Sleep, Ticket
 from mlift.errors import (
     ConfigError,
     ConnectionFailed,
@@ -56,6 +56,9 @@ class Member(Protocol):
     limiter: RateLimiter
     health: Health
     slots: asyncio.Semaphore
+
+
+M = TypeVar("M", bound=Member)
 
 
 class Health:
@@ -119,10 +122,10 @@ class Health:
         self.gone.set()
 
 
-def pick(members: Sequence[Member], demand: Demand, now: float) -> tuple[Member | None, float]:
+def pick(members: Sequence[M], demand: Demand, now: float) -> tuple[M | None, float]:
     """The usable member with a free slot that would admit ``demand`` soonest, and how
     soon (None: every usable member is busy or set aside)."""
-    best: Member | None = None
+    best: M | None = None
     best_key = (math.inf, math.inf)
     for member in members:
         if not member.health.usable(now) or member.slots.locked():
@@ -152,3 +155,68 @@ def check_same_model(spec: str, endpoints: Sequence[Endpoint]) -> None:
         raise ConfigError(f"{spec!r}: the endpoints of one target must serve the same model "
                           f"(they answer for each other and share cached answers), got "
                           f"{', '.join(models)}")
+
+
+class Target(Generic[M]):
+    """What a ``NAME:MODEL[,NAME:MODEL…]`` spec resolved to: one or more endpoints."""
+
+    def __init__(self, members: list[M]) -> None:
+        self.members = members
+        self.primary = members[0]  # its endpoint keys the cache: any member's answer is one
+        self.lock = asyncio.Lock()
+
+    @property
+    def pooled(self) -> bool:
+        return len(self.members) > 1
+
+    def unusable(self) -> EndpointUnusable | None:
+        """The error to raise when no member can ever serve again."""
+        outs = [m.health.out for m in self.members]
+        return outs[0] if all(outs) else None
+
+    async def backoff(self, sleep: Sleep, seconds: float) -> None:
+        """A retry's wait, cut short when every member goes out (its next attempt then
+        raises at once: a stopped run must not wait out the longest backoff)."""
+        pending = [m.health.gone for m in self.members if m.health.out is None]
+        if not pending:
+            return
+        napping = asyncio.ensure_future(sleep(seconds))
+        watching = [asyncio.ensure_future(gone.wait()) for gone in pending]
+        try:
+            while not napping.done() and self.unusable() is None:
+                await asyncio.wait([napping, *watching], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (napping, *watching):
+                task.cancel()
+
+    async def admit(self, demand: Demand, sleep: Sleep) -> tuple[M, Ticket]:
+        """A concurrency slot and an admission from one member (the caller releases the slot)."""
+        if not self.pooled:
+            state = self.primary
+            await state.slots.acquire()
+            try:
+                return state, await state.limiter.acquire(demand)
+            except BaseException:
+                state.slots.release()
+                raise
+        loop = asyncio.get_running_loop()
+        async with self.lock:  # one queue for the target, first come first served
+            while True:
+                fatal = self.unusable()
+                if fatal is not None:
+                    raise fatal
+                picked, wait = pick(self.members, demand, loop.time())
+                if picked is not None and wait <= 1e-6:
+                    member = picked
+                    await member.slots.acquire()  # free: picked only with a free slot
+                    ticket = member.limiter.try_acquire(demand)
+                    if ticket is not None:
+                        return member, ticket
+                    member.slots.release()
+                    wait = 0.005
+                elif picked is None:
+                    back = next_usable_at(self.members)
+                    wait = 0.01 if back is None else max(0.01, back - loop.time())
+                # Look again when the soonest member should be ready (or an answer
+                # frees a slot somewhere), at least every second.
+                await sleep(min(wait, 1.0))
