@@ -66,20 +66,25 @@ async def test_a_forced_tool_the_server_ignores_is_not_reported_as_structured(
 def structured_run(server: RealServer, tmp_path_factory: pytest.TempPathFactory
                    ) -> tuple[dict[str, Any], Path]:
     """``mlift run`` on 2 + 2 samples, the simulator writing, the real model judging."""
-    tmp_path = tmp_path_factory.mktemp("structured")
+    out = tmp_path_factory.mktemp("structured") / "run"
+    return judged_run(server, out), out
+
+
+def judged_run(server: RealServer, out: Path, *flags: str) -> dict[str, Any]:
+    """``run.json`` of ``mlift run`` on the first 2 es + 2 hi samples into ``out``, the
+    simulator translating and writing, the real model judging through its schema."""
     files = []
     for lang in ("es", "hi"):
         lines = (ROOT / "samples" / f"{lang}.jsonl").read_text(encoding="utf-8").splitlines()
-        path = tmp_path / f"{lang}.jsonl"
+        path = out.parent / f"{lang}.jsonl"
         path.write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")
         files.append(str(path))
-    out = tmp_path / "run"
     assert main(["run", *files, "--out", str(out), "--config", str(server.config_path),
                  "--translator", "sim:default", "--generator", "sim:default",
-                 "--judge", spec("openai", structured=True), "--no-cache",
+                 "--judge", spec("openai", structured=True), *flags, "--no-cache",
                  "--concurrency", "4", "-q"]) in (0, 4)
     data: dict[str, Any] = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    return data, out
+    return data
 
 
 def test_a_structured_judge_writes_the_schema_or_runs_out_of_tokens_inside_it(
@@ -110,18 +115,8 @@ def test_a_run_with_a_structured_judge_has_no_judge_parse_failures(
 def test_a_structured_judge_asked_for_the_score_first_parses_every_verdict(
         server: RealServer, tmp_path: Path) -> None:
     """The shipped prompt for small models: a loop in the reason comes after the score."""
-    files = []
-    for lang in ("es", "hi"):
-        lines = (ROOT / "samples" / f"{lang}.jsonl").read_text(encoding="utf-8").splitlines()
-        path = tmp_path / f"{lang}.jsonl"
-        path.write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")
-        files.append(str(path))
-    out = tmp_path / "run"
-    assert main(["run", *files, "--out", str(out), "--config", str(server.config_path),
-                 "--translator", "sim:default", "--generator", "sim:default",
-                 "--judge", spec("openai", structured=True), "--judge-prompt",
-                 "judge/fit_score_first", "--no-cache", "--concurrency", "4", "-q"]) in (0, 4)
-    funnel = json.loads((out / "run.json").read_text(encoding="utf-8"))["funnel"]
+    funnel = judged_run(server, tmp_path / "run", "--judge-prompt",
+                        "judge/fit_score_first")["funnel"]
     assert funnel["balanced"] and funnel["input"] == 4
     assert funnel["judge_structured_output"]["through_an_enforced_schema"] == 4
     assert funnel["judge_parse_failures"] == 0
