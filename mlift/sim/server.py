@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from mlift.sim import wire
+from mlift.sim import ratewire, wire
 from mlift.sim.answers import answer
 from mlift.sim.batches import Batches, LineReply
 from mlift.sim.config import SimConfig
@@ -238,8 +238,8 @@ class SimServer:
         decision = limits.offer(charges, admitted_at, count_refused=cfg.count_refused)
         limit_headers: dict[str, str] = {}
         if cfg.limit_headers:
-            limit_headers = (wire.openai_limit_headers(decision) if dialect == "openai"
-                             else wire.anthropic_limit_headers(decision))
+            limit_headers = (ratewire.openai_limit_headers(decision) if dialect == "openai"
+                             else ratewire.anthropic_limit_headers(decision))
         if not decision.admitted:
             self._stats.refused(admitted_at)
             return self._rate_limited(dialect, rid, req, decision, charges, limit_headers)
@@ -379,17 +379,17 @@ class SimServer:
         if math.isinf(decision.wait_s):
             hdrs["x-should-retry"] = "false"  # no wait would ever let it through
         else:
-            hdrs.update(wire.retry_headers(decision.wait_s))
+            hdrs.update(ratewire.retry_headers(decision.wait_s))
         if not self.config.limit_headers:
             # A server (or proxy) that says nothing about its limits.
             quiet = "Too many requests: slow down and retry later. (mlift simulator)"
             err = wire.WireError(429, quiet, kind="rate_limit_error" if dialect == "anthropic"
                                  else "requests", code="rate_limit_exceeded")
         elif dialect == "anthropic":
-            err = wire.WireError(429, wire.anthropic_rate_message(by, limit),
+            err = wire.WireError(429, ratewire.anthropic_rate_message(by, limit),
                                  kind="rate_limit_error")
         else:
-            msg = wire.openai_rate_message(req.model, by, limit, decision.used, asked,
+            msg = ratewire.openai_rate_message(req.model, by, limit, decision.used, asked,
                                            decision.wait_s)
             err = wire.WireError(429, msg, kind="requests" if by == "requests" else "tokens",
                                  code="rate_limit_exceeded")
