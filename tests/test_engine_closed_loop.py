@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import random
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import pytest
 
 from mlift.engine.cache import ResponseCache
 from mlift.engine.core import Engine
+from mlift.engine.retry import RetryPolicy
 from mlift.errors import (
     AuthError,
     ConfigError,
@@ -299,11 +301,26 @@ async def test_a_url_where_nothing_listens_stops_every_request_within_seconds() 
         await h.run([request(i) for i in range(200)])
         failures = h.failures()
         assert len(failures) == 200
-        assert all(isinstance(f, EndpointUnreachable) for f in failures)
+        assert all(isinstance(f, EndpointUnreachable) for f in failures), Counter(
+            f"{type(f).__name__}: {str(f)[:300]}" for f in failures)
         assert h.wall <= 10.0  # the retries alone would take minutes
         message = str(failures[0])
         assert dead.base_url is not None and dead.base_url in message
         assert "gpt-4o-mini" in message and "port" in message and "running" in message
+
+
+async def test_an_item_out_of_tries_before_the_endpoint_is_judged_stops_the_run_too() -> None:
+    # Jittered backoffs can be short: one item may use up all its tries to a URL where
+    # nothing listens in under the 5 s the endpoint is given. It stops the run like the
+    # rest would have, instead of being filed as failed (and so burned for the re-run).
+    dead = unreachable("x")
+    engine = Engine(lambda spec: dead, retry=RetryPolicy(backoff_s=0.001, max_backoff_s=0.001))
+    async with engine:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(EndpointUnreachable, match="port"):
+            await engine.complete(request(0))
+        assert loop.time() - start < 1.0  # it did not wait for the 5 s
 
 
 async def test_a_server_that_answered_once_and_went_away_is_retried_not_given_up() -> None:

@@ -48,6 +48,7 @@ from mlift.errors import (
     AuthError,
     BudgetExceeded,
     ConfigError,
+    ConnectionFailed,
     EndpointUnusable,
     PermanentError,
     ProviderError,
@@ -368,6 +369,10 @@ class Engine:
         """What a request that failed for good raises: its own error, or its endpoint's."""
         if state.health.out is not None:
             return state.health.out  # the endpoint is out: not this item's fault
+        if isinstance(error, ConnectionFailed) and not state.health.answered:
+            state.health.unreachable(error, asyncio.get_running_loop().time(),
+                                     pooled=target.pooled)
+            return state.health.out or error
         if isinstance(error, AuthError):
             state.health.unusable(error, pooled=target.pooled)
             return error

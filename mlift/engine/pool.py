@@ -103,8 +103,14 @@ class Health:
             self._unreachable_since = now
         self._unreachable_tries += 1
         waited = now - self._unreachable_since
-        if waited < UNREACHABLE_AFTER_S or self._unreachable_tries < UNREACHABLE_TRIES:
-            return
+        if waited >= UNREACHABLE_AFTER_S and self._unreachable_tries >= UNREACHABLE_TRIES:
+            self.unreachable(exc, now, pooled=pooled)
+
+    def unreachable(self, exc: ProviderError, now: float, *, pooled: bool) -> None:
+        """Out: nothing ever answered here. Also when one item has used up every try
+        without a connection, however few seconds that took (its jittered backoffs can
+        be short), rather than file that item as failed."""
+        waited = now - (self._unreachable_since if self._unreachable_since is not None else now)
         ep = self.endpoint
         url = ep.base_url or f"the {ep.kind} kind's default URL"
         self.unusable(EndpointUnreachable(
