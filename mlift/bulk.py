@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from mlift.engine.core import Engine
 from mlift.errors import ConfigError, EndpointUnusable, InputError, ProviderError
 from mlift.pipeline.batchrun import BatchRun
 from mlift.pipeline.stages import StageEngine, StageReject
-from mlift.records import RecordBase, RequestResult, iter_json_lines, repair_torn_tail
+from mlift.records import RecordBase, RequestResult, iter_json_lines, loads, repair_torn_tail
 from mlift.runfolder import Run, RunFolder, endpoint_identity, fingerprints
 from mlift.types import Message, Request
 
@@ -74,11 +75,13 @@ def parse_line(raw: bytes, number: int, path: str, target: str) -> Line:
         return Line(number, None, None, InputError(message, file=path, line=number, field=fld))
 
     try:
-        body = json.loads(raw)
+        body = loads(raw)
     except UnicodeDecodeError:
         return bad("not valid UTF-8")
     except json.JSONDecodeError as exc:
         return bad(f"not valid JSON ({exc.msg} at column {exc.colno})")
+    except ValueError as exc:  # NaN or Infinity: not JSON, and no output line could hold it
+        return bad(f"not valid JSON ({exc})")
     if not isinstance(body, dict):
         return bad("expected a JSON object (a Chat Completions request body)")
     metadata = body.get("metadata")
@@ -91,29 +94,59 @@ def parse_line(raw: bytes, number: int, path: str, target: str) -> Line:
         role = m.get("role") if isinstance(m, dict) else None
         content = m.get("content") if isinstance(m, dict) else None
         if isinstance(content, list):  # content parts: keep the text ones
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            texts = [p.get("text", "") for p in content if isinstance(p, dict)]
+            content = "".join(texts) if all(isinstance(t, str) for t in texts) else None
         if role not in ("system", "user", "assistant", "developer") or not isinstance(content, str):
             return Line(number, None, metadata, InputError(
                 "each message needs a role (system/user/assistant) and text content",
                 file=path, line=number, field=f"messages[{i}]"))
+        if not _is_unicode(content):
+            return Line(number, None, metadata, InputError(
+                "the content holds a lone surrogate escape (such as \\ud800): not text any "
+                "provider accepts; fix the text that produced it", file=path, line=number,
+                field=f"messages[{i}].content"))
         parsed.append(Message("system" if role == "developer" else role, content))
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens", 512))
     temperature = body.get("temperature", 1.0)
-    if not isinstance(max_tokens, int) or max_tokens < 1:
+    if type(max_tokens) is not int or max_tokens < 1:  # not isinstance: true is no count
         return Line(number, None, metadata, InputError(
             "must be a positive integer", file=path, line=number, field="max_tokens"))
-    if not isinstance(temperature, (int, float)):  # a tuple: no union built per line
+    if type(temperature) not in (int, float) or not math.isfinite(temperature):
         return Line(number, None, metadata, InputError(
-            "must be a number", file=path, line=number, field="temperature"))
+            "must be a finite number", file=path, line=number, field="temperature"))
     name, _, model = target.partition(":")
     if isinstance(body.get("model"), str) and body["model"]:
         model = body["model"]
     params = tuple(sorted([(k, v) for k, v in body.items() if k not in _RESERVED]))
+    for key, value in params:
+        if not _is_json(value):
+            return Line(number, None, metadata, InputError(
+                "must be plain JSON: finite numbers, text without lone surrogate escapes",
+                file=path, line=number, field=key))
     # Positional (target, messages, max_tokens, temperature, params, prompt, stage,
     # item_id): this runs once per input line.
     request = Request(f"{name}:{model}", tuple(parsed), max_tokens, float(temperature), params,
                       None, "requests", str(number))
     return Line(number, request, metadata)
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a string holding a lone surrogate (only the standard library's reader lets one
+    through, from an escape such as ``\\ud800``): no provider accepts it, nor does the cache key."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_json(value: object) -> bool:
+    """Whether a generation parameter can be sent and keyed (no 1e999, no lone surrogate)."""
+    try:
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (ValueError, TypeError):  # UnicodeEncodeError is a ValueError
+        return False
+    return True
 
 
 def read_lines(path: Path, target: str, skip: int) -> Iterator[Line]:

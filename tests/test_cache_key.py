@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlift.engine.cache import cache_key
@@ -169,3 +171,55 @@ def test_keys_stay_what_earlier_versions_stored_answers_under(
     # Pinned: a change here orphans every answer users have paid for (bump KEY_SCHEMA
     # on purpose instead, so old entries are plainly invalidated, never misread).
     assert cache_key(request_, endpoint) == key
+
+
+# What every key was before orjson wrote them: the payload through the standard library.
+# cache_key must give these bytes for every request, or paid answers are orphaned.
+def stdlib_key(request: Request, endpoint: Endpoint) -> str:
+    from mlift.engine.cache import KEY_SCHEMA, _normalise_base_url
+
+    payload: dict[str, Any] = {
+        "schema": KEY_SCHEMA, "kind": endpoint.kind,
+        "base_url": _normalise_base_url(endpoint.kind, endpoint.base_url),
+        "model": endpoint.model, "max_tokens": int(request.max_tokens),
+        "temperature": float(request.temperature), "params": dict(request.params),
+        "messages": [[m.role, m.content] for m in request.messages], "prompt": request.prompt}
+    if request.output_schema is not None:
+        payload["output_schema"] = request.output_schema.to_json()
+        payload["structured_outputs"] = endpoint.structured_outputs
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# Where orjson's bytes could differ from the standard library's: floats of every size
+# (1e-05 vs 0.00001, 1e+16), integers past 64 bits, nested objects to sort, any text.
+any_float = st.floats(allow_nan=False, allow_infinity=False)
+tiny_float = st.floats(min_value=1e-12, max_value=1e-3) | st.floats(min_value=-1e-3,
+                                                                    max_value=-1e-12)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(2**62, 2**70) | any_float
+    | tiny_float | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                               max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=300)
+@given(params=st.dictionaries(st.text(min_size=1, max_size=8), json_values, max_size=3),
+       temperature=st.floats(0, 2) | tiny_float.map(abs),
+       content=st.text(max_size=60), schema=st.booleans())
+def test_keys_are_the_standard_librarys_bytes_for_any_request(
+        params: dict[str, Any], temperature: float, content: str, schema: bool) -> None:
+    request = Request(target="p:m", messages=(Message("user", content),), max_tokens=9,
+                      temperature=temperature, params=tuple(params.items()),
+                      output_schema=OutputSchema("v", {"type": "object", "minimum": temperature,
+                                                       "x": params}) if schema else None)
+    endpoint = Endpoint(name="p", kind="openai", model="m", structured_outputs=True)
+    try:
+        expected = stdlib_key(request, endpoint)
+    except UnicodeEncodeError:  # a lone surrogate: refused before, refused now
+        with pytest.raises(UnicodeEncodeError):
+            cache_key(request, endpoint)
+        return
+    assert cache_key(request, endpoint) == expected

@@ -161,3 +161,39 @@ def test_a_changed_request_misses_the_cache_and_only_it_is_sent(
     before = results(tmp_path / "a.jsonl")
     assert all(got[i]["response"] == before[i]["response"] for i in range(300)
                if i not in (2, 280))
+
+
+def test_lines_no_request_can_be_made_of_are_errors_naming_their_field_and_the_rest_goes_through(
+        tmp_path: Path, remote_sim: Callable[[SimConfig], ThreadedSim]) -> None:
+    # Each of these stopped the whole run with a traceback (nothing written) before.
+    sim = remote_sim(SimConfig())
+    bad = {  # line -> (body, the field its error names, or None: the line as a whole)
+        2: ('{"messages": [{"role": "user", "content": "Hi"}], "metadata": {"x": NaN}}', None),
+        4: (r'{"messages": [{"role": "user", "content": "lone \ud800"}]}',
+            "messages[0].content"),
+        5: (r'{"messages": [{"role": "user", "content": "p"}], "stop": ["\udc00"]}', "stop"),
+        6: ('{"messages": [{"role": "user", "content": "q"}], "top_p": 1e999}', "top_p"),
+        7: ('{"messages": [{"role": "user", "content": "r"}], "temperature": 1e999}',
+            "temperature"),
+        8: ('{"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}',
+            "messages[0]"),
+        9: ('{"messages": [{"role": "user", "content": "s"}], "max_tokens": true}',
+            "max_tokens"),
+    }
+    big = 123456789012345678901234567890
+    ok = ('{"messages": [{"role": "user", "content": "fine %d"}], "max_tokens": 5, '
+          '"metadata": {"big": %d, "f": 1e-05}}')
+    lines = [bad[n][0] if n in bad else ok % (n, big) for n in range(1, 12)]
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert mlift_requests(sim, src, out, tmp_path / "c") == 4  # some lines failed
+    got = results(out)
+    assert [r["line"] for r in got] == list(range(1, 12))
+    for r in got:
+        if r["line"] in bad:
+            assert r["error"]["type"] == "InputError", r
+            assert f"in.jsonl:{r['line']}" in r["error"]["message"]
+            assert r["error"].get("field") == bad[r["line"]][1], r
+        else:  # a 30-digit integer and a tiny float in metadata come back exactly
+            assert "response" in r and r["metadata"] == {"big": big, "f": 1e-05}, r
+    assert "NaN" in got[1]["error"]["message"]

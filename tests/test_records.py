@@ -17,8 +17,10 @@ from mlift.records import (
     Reject,
     RequestResult,
     ScoredPair,
+    dumps,
     iter_json_lines,
     iter_records,
+    loads,
     repair_torn_tail,
     rewrite,
 )
@@ -123,3 +125,38 @@ def test_a_line_without_its_language_reads_as_none(tmp_path: Path) -> None:
     path.write_text('{"id": "a", "instruction": "i", "response": "r"}\n', encoding="utf-8")
     (row,) = iter_records(path, DatasetRow)
     assert row.lang is None and row.instruction == "i"
+
+
+# JSON as users' files and mlift's own lines hold it: big integers, floats of every size,
+# any text (lone surrogates included), nesting.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(2**62, 2**80).map(lambda i: -i)
+    | st.integers(2**62, 2**80) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                               max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=300)
+@given(json_values, st.booleans())
+def test_loads_gives_the_standard_librarys_value_for_any_json(value: object,
+                                                              ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    got = loads(text.encode("utf-8", "surrogatepass") if ascii_only else text)
+    assert got == json.loads(text)
+    assert json.dumps(got) == json.dumps(json.loads(text))  # same types: 10**20 stays an int
+
+
+@pytest.mark.parametrize("text", ['{"a": NaN}', "[Infinity]", "-Infinity"])
+def test_loads_refuses_nan_and_infinity(text: str) -> None:
+    with pytest.raises(ValueError, match="not valid JSON"):
+        loads(text)
+
+
+@settings(max_examples=300)
+@given(json_values)
+def test_dumps_writes_one_compact_line_that_reads_back_the_same(value: object) -> None:
+    line = dumps(value)
+    assert b"\n" not in line
+    assert json.loads(line.decode("utf-8")) == value
+    assert json.dumps(json.loads(line.decode("utf-8"))) == json.dumps(value)

@@ -51,10 +51,12 @@ from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import diskcache  # type: ignore[import-untyped]  # diskcache ships no type hints
+import orjson
 import platformdirs
 
 from mlift.errors import ConfigError
 from mlift.providers.base import Endpoint
+from mlift.records import loads
 from mlift.types import Completion, Request
 
 log = logging.getLogger(__name__)
@@ -93,16 +95,43 @@ def _normalise_base_url(kind: str, base_url: str | None) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
 
 
-def _canonical_params(params: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _plain(value: Any) -> bool:
+    """Whether orjson writes ``value`` exactly as ``_KEY_JSON`` does: plain JSON types only,
+    and no float under 1e-4 (orjson writes 1e-05 as 0.00001 and 1e-07 as 1e-7)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value) and (value == 0 or not -1e-4 < value < 1e-4)
+    if kind is list or kind is tuple:
+        return all(_plain(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    return False
+
+
+def _check_params(params: tuple[tuple[str, Any], ...]) -> None:
     for name, value in params:
         try:
             json.dumps(value, allow_nan=False, sort_keys=True)
         except (TypeError, ValueError):
             raise ConfigError(f"generation parameter {name!r}={value!r} is not plain JSON "
                               f"(str, number, bool, null, list, object; no NaN)") from None
-        out[name] = value
-    return out
+
+
+def _key_json(payload: dict[str, Any], plain: bool) -> bytes:
+    """``payload`` as sorted, compact UTF-8 JSON: byte for byte what ``_KEY_JSON`` writes.
+
+    orjson writes those bytes about ten times faster (a cached re-run keys every
+    line) when the payload is ``plain``; it refuses an integer past 64 bits
+    and a lone surrogate, which go to the standard library as before.
+    """
+    if plain:
+        try:
+            return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # orjson.JSONEncodeError
+            pass
+    return _KEY_JSON.encode(payload).encode("utf-8")
 
 
 def cache_key(request: Request, endpoint: Endpoint) -> str:
@@ -119,21 +148,27 @@ def cache_key(request: Request, endpoint: Endpoint) -> str:
     """
     if not math.isfinite(request.temperature):
         raise ConfigError(f"temperature must be a finite number, got {request.temperature!r}")
+    temperature = float(request.temperature)
+    plain = _plain(temperature) and _plain(request.params)
+    if not plain:
+        _check_params(request.params)  # raises ConfigError naming a parameter that is not JSON
     payload = {
         "schema": KEY_SCHEMA,
         "kind": endpoint.kind,
         "base_url": _normalise_base_url(endpoint.kind, endpoint.base_url),
         "model": endpoint.model,
         "max_tokens": int(request.max_tokens),
-        "temperature": float(request.temperature),
-        "params": _canonical_params(request.params),
+        "temperature": temperature,
+        "params": dict(request.params),
         "messages": [[m.role, m.content] for m in request.messages],
         "prompt": request.prompt,
     }
     if request.output_schema is not None:  # absent otherwise: older keys stay valid
-        payload["output_schema"] = request.output_schema.to_json()
+        schema = request.output_schema.to_json()
+        payload["output_schema"] = schema
         payload["structured_outputs"] = endpoint.structured_outputs
-    return hashlib.sha256(_KEY_JSON.encode(payload).encode("utf-8")).hexdigest()
+        plain = plain and _plain(schema)
+    return hashlib.sha256(_key_json(payload, plain)).hexdigest()
 
 
 def default_cache_dir(cli_value: str | None) -> Path:
@@ -349,7 +384,7 @@ class ResponseCache:
     def _decode(self, key: str, raw: Any) -> Completion | None:
         """A stored value as a hit (marked cached, free), or None if it is not a valid entry."""
         try:
-            data = json.loads(raw)
+            data = loads(raw)
             if data.get("schema") != VALUE_SCHEMA:
                 raise ValueError(f"schema {data.get('schema')!r}")
             hit = Completion.from_json(data["completion"], cached=True, cost_usd=0.0,
