@@ -327,8 +327,10 @@ class ResponseCache:
             i = j
         return values
 
-    def _get_many_blocking(self, keys: list[str]) -> list[Completion | None]:
-        """The entries of ``keys``, a few hundred per query; per-key gets if that fails.
+    def _get_many_blocking(self, keys: list[str]) -> list[Any]:
+        """The stored text of ``keys`` (None: absent), a few hundred per query; per-key gets
+        if that fails. Decoding is left to the caller's side (``_decode``): this thread
+        only reads, so it holds the GIL as little as it can.
 
         diskcache has no multi-get, so this reads its table the way its own
         ``get`` does (a ``str`` key is stored as itself with ``raw = 1``; an
@@ -361,25 +363,25 @@ class ResponseCache:
                 rows[key] = (mode, filename, value)
         return rows
 
-    def _fetch(self, key: str, row: tuple[Any, Any, Any]) -> Completion | None:
+    def _fetch(self, key: str, row: tuple[Any, Any, Any]) -> Any:
+        mode, filename, value = row
+        if mode == diskcache.core.MODE_RAW and filename is None and type(value) is str:
+            return value  # what Disk.fetch returns for text kept in SQLite, without the calls
         try:
-            raw = self._cache._disk.fetch(*row, False)
+            return self._cache._disk.fetch(mode, filename, value, False)
         except Exception as exc:  # refused mode, a value file gone: unreadable is a miss
             log.warning("response cache %s: unreadable entry %s… treated as a miss (%s: %s)",
                         self.directory, key[:12], type(exc).__name__, exc)
             return None
-        return self._decode(key, raw)
 
-    def _get_blocking(self, key: str) -> Completion | None:
+    def _get_blocking(self, key: str) -> Any:
         try:
             raw = self._cache.get(key, default=_MISS, retry=True)
         except Exception as exc:  # sqlite/IO/refused mode: unreadable is a miss
             log.warning("response cache %s: unreadable entry %s… treated as a miss (%s: %s)",
                         self.directory, key[:12], type(exc).__name__, exc)
             return None
-        if raw is _MISS:
-            return None
-        return self._decode(key, raw)
+        return None if raw is _MISS else raw
 
     def _decode(self, key: str, raw: Any) -> Completion | None:
         """A stored value as a hit (marked cached, free), or None if it is not a valid entry."""
@@ -425,12 +427,13 @@ class ResponseCache:
 
     async def get(self, key: str) -> Completion | None:
         """The stored completion for ``key``, or None on a miss."""
-        found: list[Completion | None] = await self._enqueue((key,), None)
-        if found[0] is None:
+        raw: list[Any] = await self._enqueue((key,), None)
+        hit = None if raw[0] is None else self._decode(key, raw[0])
+        if hit is None:
             self.misses += 1
         else:
             self.hits += 1
-        return found[0]
+        return hit
 
     async def get_many(self, keys: Sequence[str], *,
                        count_misses: bool = True) -> list[Completion | None]:
@@ -441,7 +444,9 @@ class ResponseCache:
         """
         if not keys:
             return []
-        found: list[Completion | None] = await self._enqueue(tuple(keys), None)
+        raw: list[Any] = await self._enqueue(tuple(keys), None)
+        found = [None if text is None else self._decode(key, text)
+                 for key, text in zip(keys, raw, strict=True)]
         hits = sum(hit is not None for hit in found)
         self.hits += hits
         if count_misses:
