@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 from mlift.cli import build_parser
 
 
@@ -23,6 +25,27 @@ def test_no_help_text_shows_restructuredtext_markup() -> None:
         text = parser.format_help()
         assert "``" not in text, parser.prog
         assert ":class:`" not in text and ":mod:`" not in text, parser.prog
+
+
+def test_a_command_alone_parses_and_helps_exactly_as_in_the_whole_command_line() -> None:
+    # `mlift NAME ...` builds only NAME's parser (start-up); it must be the same parser.
+    from mlift.cli import COMMANDS
+
+    whole = {p.prog: p for p in _parsers(build_parser())}
+    for name in COMMANDS:
+        alone = [p for p in _parsers(build_parser(name)) if p.prog != "mlift"]
+        assert alone, name
+        for parser in alone:
+            assert parser.format_help() == whole[parser.prog].format_help(), parser.prog
+
+
+def test_the_top_level_help_still_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlift.cli import COMMANDS, main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in COMMANDS)
 
 
 def test_the_eta_neither_jumps_by_minutes_nor_wanders_from_the_truth() -> None:

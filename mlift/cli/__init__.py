@@ -33,7 +33,10 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 
 EXIT_ENDPOINT = 5
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with ``only`` just that sub-command: importing every
+    command module (numpy, the simulator's server, the eval metrics...) is most of a
+    command's start-up, and a command needs only its own."""
     parser = argparse.ArgumentParser(
         prog="mlift",
         description="Build multilingual instruction-finetuning datasets from natural text.",
@@ -42,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"mlift {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         try:
             module = importlib.import_module(f"mlift.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -78,7 +81,10 @@ def _plain_help(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # `mlift requests ...` parses as the whole command line would (sub-command names are
+    # never abbreviated); anything else (`mlift`, `--help`, a typo) gets every command.
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
