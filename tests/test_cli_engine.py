@@ -197,3 +197,26 @@ def test_lines_no_request_can_be_made_of_are_errors_naming_their_field_and_the_r
         else:  # a 30-digit integer and a tiny float in metadata come back exactly
             assert "response" in r and r["metadata"] == {"big": big, "f": 1e-05}, r
     assert "NaN" in got[1]["error"]["message"]
+
+
+def test_a_cached_rerun_loads_no_tokenizer_and_a_first_run_loads_it_off_the_loop(
+        tmp_path: Path, remote_sim: Callable[[SimConfig], ThreadedSim],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlift.engine.core as core
+
+    loaded: list[str] = []
+    real = core.warm_up
+
+    def warm_up(model: str) -> str:
+        loaded.append(model)
+        return real(model)
+
+    monkeypatch.setattr(core, "warm_up", warm_up)
+    sim = remote_sim(SimConfig())
+    src = requests_file(tmp_path / "in.jsonl", 30)
+    assert mlift_requests(sim, src, tmp_path / "a.jsonl", tmp_path / "c") == 0
+    assert loaded == ["gpt-4o-mini"]  # once, in a thread (no_blocking would fail otherwise)
+    loaded.clear()
+    assert mlift_requests(sim, src, tmp_path / "b.jsonl", tmp_path / "c") == 0
+    assert loaded == []  # every line from the cache: half a second of start-up saved
+    assert all(r["cached"] for r in results(tmp_path / "b.jsonl"))

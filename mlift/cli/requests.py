@@ -50,7 +50,9 @@ def handle(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace, factory: EngineFactory) -> int:
     async with factory.engine() as engine:
         summary = BulkSummary()
-        await engine.prepare(args.provider)  # validate and warm up before the clock starts
+        # Validate before the clock starts. Without --batch no tokens are counted outside
+        # the engine, whose first request sent loads the tokenizer: none on a cached re-run.
+        await engine.prepare(args.provider, tokenizers=args.batch is not None)
         batch = batch_from_args(args, engine, STAGES, [("requests", args.provider)])
         async with Progress(engine, quiet=args.quiet,
                             extra=batch.progress if batch else None) as progress:

@@ -128,6 +128,8 @@ class Engine:
         # prefetch()'s lookups, by id() of the request object until complete() takes them:
         # (that request, its cache key, the hit or None).
         self._prefetched: dict[int, tuple[Request, str, Completion | None]] = {}
+        # Tokenizers by model, loaded in a thread by the first request that counts tokens.
+        self._tokenizers: dict[str, asyncio.Future[str]] = {}
 
     async def __aenter__(self) -> Engine:
         return self
@@ -136,17 +138,37 @@ class Engine:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
 
-    async def prepare(self, *targets: str) -> None:
-        """Resolve ``targets`` now (as :meth:`endpoint` does), their tokenizers loaded in a thread.
+    async def prepare(self, *targets: str, tokenizers: bool = True) -> None:
+        """Resolve ``targets`` now (as :meth:`endpoint` does) and load their tokenizers in a
+        thread.
 
-        A tokenizer's first load reads its file from disk (about a second for
-        o200k_base); resolving a target loads it, so a target first met on the
-        event loop would stall every request in flight. Prepared, it is not.
+        A tokenizer's first load reads its file from disk (about half a second
+        for o200k_base), which on the event loop would stall every request in
+        flight. ``tokenizers=False`` leaves the load to the first request that
+        is sent (``complete`` waits for it in a thread), for a caller that
+        counts no tokens itself: a re-run answered from the cache never loads one.
         """
-        models = {ep.model for spec in targets for ep in self._resolved(spec)}
-        await asyncio.to_thread(lambda: [warm_up(model) for model in sorted(models)])
-        for spec in targets:
-            self._target(spec)
+        resolved = [self._target(spec) for spec in targets]
+        if tokenizers:
+            for target in resolved:
+                await self._tokenizers_of(target)
+
+    async def _tokenizers_of(self, target: Target[_EndpointState]) -> None:
+        """Every member's tokenizer loaded: the request's tokens are counted next, and a
+        server that reports no usage has its answer counted (``LocalUsage``).
+
+        The first request for a model loads it in a thread (reading the file
+        would stall the event loop), shielded so that a cancelled request does
+        not cancel the load others wait for; later ones find it done.
+        """
+        for member in target.members:
+            model = member.endpoint.model
+            loading = self._tokenizers.get(model)
+            if loading is None:
+                loading = self._tokenizers[model] = asyncio.ensure_future(
+                    asyncio.to_thread(warm_up, model))
+            if not loading.done():
+                await asyncio.shield(loading)
 
     def endpoint(self, target: str) -> Endpoint:
         """Resolve a ``NAME:MODEL`` spec, validating it (and its price) now.
@@ -214,9 +236,6 @@ class Engine:
         key_id = hashlib.sha256((endpoint.api_key or "").encode()).hexdigest()[:16]
         state = self._shared.get((*endpoint.limit_key, key_id))
         if state is None:
-            # Load the tokenizer now (~1 s once), not inside the first request
-            # (blocking: prepare() has it loaded in a thread first).
-            warm_up(endpoint.model)
             state = _EndpointState(endpoint, self._factory(endpoint), price, self._sleep,
                                    self._timeouts())
             self._shared[(*endpoint.limit_key, key_id)] = state
@@ -295,6 +314,7 @@ class Engine:
             if hit is not None:
                 return self._hit(request, primary, hit)
 
+        await self._tokenizers_of(target)
         demand = Demand(count_chat_tokens(request.messages, primary.model), request.max_tokens)
         worst = max(m.price.max_cost(demand.prompt, request.max_tokens) for m in target.members)
         if not self.budget.reserve(worst):
