@@ -69,26 +69,27 @@ class BulkSummary:
     error_kinds: dict[str, int] = field(default_factory=dict)
 
 
+def _bad(number: int, path: str, message: str, fld: str | None = None,
+         metadata: Any = None) -> Line:
+    return Line(number, None, metadata, InputError(message, file=path, line=number, field=fld))
+
+
 def parse_line(raw: bytes, number: int, path: str, target: str) -> Line:
     """Turn one input line into a Request, or an InputError naming file, line and field."""
-    def bad(message: str, fld: str | None = None) -> Line:
-        return Line(number, None, None, InputError(message, file=path, line=number, field=fld))
-
     try:
         body = loads(raw)
     except UnicodeDecodeError:
-        return bad("not valid UTF-8")
+        return _bad(number, path, "not valid UTF-8")
     except json.JSONDecodeError as exc:
-        return bad(f"not valid JSON ({exc.msg} at column {exc.colno})")
+        return _bad(number, path, f"not valid JSON ({exc.msg} at column {exc.colno})")
     except ValueError as exc:  # NaN or Infinity: not JSON, and no output line could hold it
-        return bad(f"not valid JSON ({exc})")
+        return _bad(number, path, f"not valid JSON ({exc})")
     if not isinstance(body, dict):
-        return bad("expected a JSON object (a Chat Completions request body)")
+        return _bad(number, path, "expected a JSON object (a Chat Completions request body)")
     metadata = body.get("metadata")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        return Line(number, None, metadata, InputError(
-            "missing or empty 'messages' list", file=path, line=number, field="messages"))
+        return _bad(number, path, "missing or empty 'messages' list", "messages", metadata)
     parsed: list[Message] = []
     for i, m in enumerate(messages):
         role = m.get("role") if isinstance(m, dict) else None
@@ -97,35 +98,30 @@ def parse_line(raw: bytes, number: int, path: str, target: str) -> Line:
             texts = [p.get("text", "") for p in content if isinstance(p, dict)]
             content = "".join(texts) if all(isinstance(t, str) for t in texts) else None
         if role not in ("system", "user", "assistant", "developer") or not isinstance(content, str):
-            return Line(number, None, metadata, InputError(
-                "each message needs a role (system/user/assistant) and text content",
-                file=path, line=number, field=f"messages[{i}]"))
+            return _bad(number, path, "each message needs a role (system/user/assistant) and "
+                        "text content", f"messages[{i}]", metadata)
         if not _is_unicode(content):
-            return Line(number, None, metadata, InputError(
-                "the content holds a lone surrogate escape (such as \\ud800): not text any "
-                "provider accepts; fix the text that produced it", file=path, line=number,
-                field=f"messages[{i}].content"))
+            return _bad(number, path, "the content holds a lone surrogate escape (such as "
+                        "\\ud800): not text any provider accepts; fix the text that produced it",
+                        f"messages[{i}].content", metadata)
         parsed.append(Message("system" if role == "developer" else role, content))
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens", 512))
     temperature = body.get("temperature", 1.0)
     if type(max_tokens) is not int or max_tokens < 1:  # not isinstance: true is no count
-        return Line(number, None, metadata, InputError(
-            "must be a positive integer", file=path, line=number, field="max_tokens"))
+        return _bad(number, path, "must be a positive integer", "max_tokens", metadata)
     if type(temperature) not in (int, float) or not math.isfinite(temperature):
-        return Line(number, None, metadata, InputError(
-            "must be a finite number", file=path, line=number, field="temperature"))
-    name, _, model = target.partition(":")
-    if isinstance(body.get("model"), str) and body["model"]:
-        model = body["model"]
+        return _bad(number, path, "must be a finite number", "temperature", metadata)
+    model = body.get("model")
+    if isinstance(model, str) and model:
+        target = f"{target.partition(':')[0]}:{model}"
     params = tuple(sorted([(k, v) for k, v in body.items() if k not in _RESERVED]))
     for key, value in params:
         if not _is_json(value):
-            return Line(number, None, metadata, InputError(
-                "must be plain JSON: finite numbers, text without lone surrogate escapes",
-                file=path, line=number, field=key))
+            return _bad(number, path, "must be plain JSON: finite numbers, text without lone "
+                        "surrogate escapes", key, metadata)
     # Positional (target, messages, max_tokens, temperature, params, prompt, stage,
     # item_id): this runs once per input line.
-    request = Request(f"{name}:{model}", tuple(parsed), max_tokens, float(temperature), params,
+    request = Request(target, tuple(parsed), max_tokens, float(temperature), params,
                       None, "requests", str(number))
     return Line(number, request, metadata)
 

@@ -190,12 +190,13 @@ class Completion:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], **fields: Any) -> Completion:
-        """The answer ``to_json`` wrote; ``fields`` set the rest (the cache marks its hits)."""
+    def from_json(cls, data: dict[str, Any], *, cached: bool = False, cost_usd: float = 0.0,
+                  latency_s: float = 0.0, attempts: int = 1) -> Completion:
+        """The answer ``to_json`` wrote; the keywords set the rest (the cache marks its hits)."""
         u = data["usage"]
-        # Positional where it can be: every cache hit is built here.
+        # All positional: every cache hit is built here.
         return cls(data["text"], data["finish_reason"],
                    Usage(u["input_tokens"], u["output_tokens"],
                          u.get("cached_input_tokens", 0), u.get("cache_write_tokens", 0)),
-                   data["model"], data.get("request_id"),
-                   structured=bool(data.get("structured", False)), **fields)
+                   data["model"], data.get("request_id"), cached, cost_usd, latency_s, attempts,
+                   None, bool(data.get("structured", False)))
