@@ -106,9 +106,20 @@ def _tokenizer_load_s() -> float:
 
 def _cache_rerun(ctx: Ctx, sim: Sim, inp: Path, cache: Path, first: ClientRun,
                  n: int) -> Row:
+    # Medians of three first runs (each with a cache of its own) and three re-runs (each
+    # to a new output): on this machine either varies by a fifth from one run to the next.
+    firsts = [first]
+    for i in range(2):
+        fresh = ctx.tmp / f"cache-first{i}"
+        shutil.rmtree(fresh, ignore_errors=True)
+        firsts.append(run_mlift(sim.api, inp, ctx.tmp / f"ovh64-first{i}.out", "--concurrency",
+                                "64", cache_dir=fresh, label="mlift c=64"))
+    first = sorted(firsts, key=lambda r: r.elapsed_s)[1]
     sim.reset()
-    run = run_mlift(sim.api, inp, ctx.tmp / "ovh64-again.out", "--concurrency", "64",
-                    cache_dir=cache, label="mlift cache re-run")
+    reruns = sorted((run_mlift(sim.api, inp, ctx.tmp / f"ovh64-again{i}.out", "--concurrency",
+                               "64", cache_dir=cache, label="mlift cache re-run")
+                     for i in range(3)), key=lambda r: r.elapsed_s)
+    run = reruns[1]
     new_requests = sim.stats()["requests"]
     # The first run's clock includes loading the tokenizer (its first request waits for
     # it; a re-run from the cache never loads one). Taken out, the ratio compares the
@@ -116,15 +127,19 @@ def _cache_rerun(ctx: Ctx, sim: Sim, inp: Path, cache: Path, first: ClientRun,
     load = _tokenizer_load_s()
     speed = (first.elapsed_s - load) / run.elapsed_s
     process = first.measured.wall_s / run.measured.wall_s
-    hits = run.stats["accounting"]["totals"]["cache_hits"]
+    hits = min(r.stats["accounting"]["totals"]["cache_hits"] for r in reruns)
     result = (f"{n / run.elapsed_s:.0f} items/s; speedup {speed:.1f}× on the engine's clock "
-              f"(first run {first.elapsed_s:.2f}s less its {load:.2f}s tokenizer load, "
-              f"re-run {run.elapsed_s:.3f}s; "
+              f"(median first run {first.elapsed_s:.2f}s of "
+              f"{', '.join(f'{r.elapsed_s:.2f}' for r in firsts)}, less its {load:.2f}s "
+              f"tokenizer load; "
+              f"median re-run {run.elapsed_s:.3f}s of "
+              f"{', '.join(f'{r.elapsed_s:.3f}' for r in reruns)}; "
               f"{first.elapsed_s / run.elapsed_s:.1f}× with the load), "
               f"{process:.1f}× process wall ({run.measured.wall_s:.1f}s incl. "
               f"{run.startup_s:.1f}s start-up); cache hits {hits}/{n}; sim saw "
               f"{new_requests} new requests")
-    ok = speed >= 20 and new_requests == 0 and hits == n and run.check.complete(n)
+    ok = (speed >= 20 and new_requests == 0 and hits == n
+          and all(r.check.complete(n) for r in reruns))
     return Row("6 cache", run.client, result, "≥ 20× first run, 0 new requests", ok)
 
 
