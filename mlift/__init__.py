@@ -19,7 +19,7 @@ _EXPORTS = {
     "Engine": "mlift.engine.core", "RateLimiter": "mlift.engine.limiter",
     "RetryPolicy": "mlift.engine.retry", "TimeoutPolicy": "mlift.engine.retry",
     "Scheduler": "mlift.engine.scheduler", "ResponseCache": "mlift.engine.cache",
-    "cache_key": "mlift.engine.cache", "Accounting": "mlift.engine.accounting",
+    "cache_key": "mlift.engine.cachekey", "Accounting": "mlift.engine.accounting",
     "Budget": "mlift.engine.accounting", "Price": "mlift.prices", "PriceTable": "mlift.prices",
     # providers and config
     "Endpoint": "mlift.providers.base", "Provider": "mlift.providers.base",
@@ -132,7 +132,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from mlift.config import load_config, resolve_endpoint
     from mlift.engine.accounting import Accounting, Budget
-    from mlift.engine.cache import ResponseCache, cache_key
+    from mlift.engine.cache import ResponseCache
+    from mlift.engine.cachekey import cache_key
     from mlift.engine.core import Engine
     from mlift.engine.limiter import RateLimiter
     from mlift.engine.retry import RetryPolicy, TimeoutPolicy

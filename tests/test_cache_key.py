@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlift.engine.cache import cache_key
+from mlift.engine.cachekey import cache_key
 from mlift.errors import ConfigError
 from mlift.providers.base import Endpoint
 from mlift.types import Message, OutputSchema, Request, Role
@@ -176,7 +176,7 @@ def test_keys_stay_what_earlier_versions_stored_answers_under(
 # What every key was before orjson wrote them: the payload through the standard library.
 # cache_key must give these bytes for every request, or paid answers are orphaned.
 def stdlib_key(request: Request, endpoint: Endpoint) -> str:
-    from mlift.engine.cache import KEY_SCHEMA, _normalise_base_url
+    from mlift.engine.cachekey import KEY_SCHEMA, _normalise_base_url
 
     payload: dict[str, Any] = {
         "schema": KEY_SCHEMA, "kind": endpoint.kind,

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from mlift.engine.cache import cache_key
+from mlift.engine.cachekey import cache_key
 from mlift.engine.core import Engine
 from mlift.pipeline.stages import Models, StageReject, Stages, Trace, call_model
 from mlift.prompts import load_prompts, render

@@ -28,7 +28,7 @@ from __future__ import annotations
 from mlift.batch.base import BatchClient, Framing, Limits, LineResult, Status
 from mlift.batch.journal import BatchJournal, ChunkRecord
 from mlift.batch.stage import BatchView, PollPolicy, StageBatches
-from mlift.engine.cache import cache_key
+from mlift.engine.cachekey import cache_key
 from mlift.errors import ConfigError
 from mlift.providers.base import Endpoint
 from mlift.types import Request

@@ -2,7 +2,7 @@
 
 Every model answer mlift pays for is kept, so re-running a pipeline, sweeping
 λ or resuming after a crash costs nothing for calls already made. The key is
-a pure function of what determines the answer (``cache_key``); the value is
+a pure function of what determines the answer (``cachekey.cache_key``); the value is
 the completion as JSON text. Only complete successes are stored: errors never
 are, and neither are answers stopped for any reason other than ``stop`` or
 ``length`` (a ``length`` answer is the deterministic result of the same
@@ -35,11 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import hashlib
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -48,127 +45,25 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import diskcache  # type: ignore[import-untyped]  # diskcache ships no type hints
-import orjson
 import platformdirs
 
 from mlift.errors import ConfigError
-from mlift.providers.base import Endpoint
 from mlift.records import loads
-from mlift.types import Completion, Request
+from mlift.types import Completion
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-KEY_SCHEMA: Final = "mlift-cache-v1"  # bump to invalidate every key at once
 VALUE_SCHEMA: Final = 1
 CACHEABLE_FINISH: Final = frozenset({"stop", "length"})
 DEFAULT_SIZE_LIMIT: Final = 50 * 2**30
-# A base URL of None means the SDK default; spell it out so that a profile
-# naming the default URL explicitly shares answers with one that does not.
-_DEFAULT_BASE_URLS: Final = {"openai": "https://api.openai.com/v1",
-                             "anthropic": "https://api.anthropic.com"}
 # Sentinel for "no entry": distinct from any JSON value a cache could hold.
 _MISS: Final = object()
-# The key's encoding (one encoder, not one per call: json.dumps builds one each time).
-_KEY_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                                    allow_nan=False)
 # Keys per SELECT: well under SQLite's smallest limit on bound parameters (999).
 _SELECT_CHUNK: Final = 500
-
-
-@functools.lru_cache(maxsize=64)  # pure, and called once per request with the same few URLs
-def _normalise_base_url(kind: str, base_url: str | None) -> str:
-    """Scheme and host lower-cased, no trailing slash; the simulator's URL is dropped.
-
-    The in-process simulator listens on a new ephemeral port each run and its
-    answers depend only on the request, so its URL must not split the cache.
-    """
-    if kind == "sim":
-        return ""
-    url = base_url or _DEFAULT_BASE_URLS.get(kind, "")
-    parts = urlsplit(url.strip())
-    path = parts.path.rstrip("/")
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
-
-
-def _plain(value: Any) -> bool:
-    """Whether orjson writes ``value`` exactly as ``_KEY_JSON`` does: plain JSON types only,
-    and no float under 1e-4 (orjson writes 1e-05 as 0.00001 and 1e-07 as 1e-7)."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return True
-    if kind is float:
-        return math.isfinite(value) and (value == 0 or not -1e-4 < value < 1e-4)
-    if kind is list or kind is tuple:
-        return all(_plain(v) for v in value)
-    if kind is dict:
-        return all(type(k) is str and _plain(v) for k, v in value.items())
-    return False
-
-
-def _check_params(params: tuple[tuple[str, Any], ...]) -> None:
-    for name, value in params:
-        try:
-            json.dumps(value, allow_nan=False, sort_keys=True)
-        except (TypeError, ValueError):
-            raise ConfigError(f"generation parameter {name!r}={value!r} is not plain JSON "
-                              f"(str, number, bool, null, list, object; no NaN)") from None
-
-
-def _key_json(payload: dict[str, Any], plain: bool) -> bytes:
-    """``payload`` as sorted, compact UTF-8 JSON: byte for byte what ``_KEY_JSON`` writes.
-
-    orjson writes those bytes about ten times faster (a cached re-run keys every
-    line) when the payload is ``plain``; it refuses an integer past 64 bits
-    and a lone surrogate, which go to the standard library as before.
-    """
-    if plain:
-        try:
-            return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-        except TypeError:  # orjson.JSONEncodeError
-            pass
-    return _KEY_JSON.encode(payload).encode("utf-8")
-
-
-def cache_key(request: Request, endpoint: Endpoint) -> str:
-    """The sha256 hex of everything that determines the answer, and nothing else.
-
-    Keyed: provider kind, normalised base URL, model, max_tokens,
-    temperature, extra params (order-insensitive), the rendered messages and
-    the prompt's ``id@version#hash``; with an output schema, the schema and
-    the profile's ``structured_outputs`` setting (an enforced schema changes
-    the answer; kind and base URL already fix what "auto" means). Not keyed:
-    the API key, the profile name (two profiles for the same server and model
-    share answers), the stage, the item id (identical requests from different
-    items are one call) and the messages' routing metadata (no model sees it).
-    """
-    if not math.isfinite(request.temperature):
-        raise ConfigError(f"temperature must be a finite number, got {request.temperature!r}")
-    temperature = float(request.temperature)
-    plain = _plain(temperature) and _plain(request.params)
-    if not plain:
-        _check_params(request.params)  # raises ConfigError naming a parameter that is not JSON
-    payload = {
-        "schema": KEY_SCHEMA,
-        "kind": endpoint.kind,
-        "base_url": _normalise_base_url(endpoint.kind, endpoint.base_url),
-        "model": endpoint.model,
-        "max_tokens": int(request.max_tokens),
-        "temperature": temperature,
-        "params": dict(request.params),
-        "messages": [[m.role, m.content] for m in request.messages],
-        "prompt": request.prompt,
-    }
-    if request.output_schema is not None:  # absent otherwise: older keys stay valid
-        schema = request.output_schema.to_json()
-        payload["output_schema"] = schema
-        payload["structured_outputs"] = endpoint.structured_outputs
-        plain = plain and _plain(schema)
-    return hashlib.sha256(_key_json(payload, plain)).hexdigest()
 
 
 def default_cache_dir(cli_value: str | None) -> Path:

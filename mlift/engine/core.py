@@ -32,17 +32,18 @@ import dataclasses
 import functools
 import hashlib
 import itertools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from tenacity import RetryCallState
 
 from mlift.engine import signals
 from mlift.engine.accounting import Accounting, Budget, usd
-from mlift.engine.breaker import Breaker
-from mlift.engine.cache import ResponseCache, cache_key
-from mlift.engine.limiter import Demand, RateLimiter
-from mlift.engine.pool import Health, Target, check_same_model, label
+from mlift.engine.cache import ResponseCache
+from mlift.engine.cachekey import cache_key
+from mlift.engine.endpoint import EndpointState
+from mlift.engine.limiter import Demand, RateLimiter, Sleep
+from mlift.engine.pool import Target, check_same_model, label
 from mlift.engine.retry import RetryPolicy, TimeoutPolicy
 from mlift.errors import (
     AuthError,
@@ -63,43 +64,6 @@ from mlift.tokens import count_chat_tokens, warm_up
 from mlift.types import Completion, Request
 
 Resolver = Callable[[str], Endpoint | Sequence[Endpoint]]
-Sleep = Callable[[float], Awaitable[None]]
-
-DEFAULT_CONCURRENCY = 64
-# Requests out before an endpoint's first answer: a gentle start, so a limit
-# told wrong (or not at all) is learned before a burst meets it.
-PROBE = 4
-# Requests sent within this many seconds of each other count as sent together.
-SAME_BURST_S = 1.0
-
-
-class _EndpointState:
-    """Everything the engine keeps per endpoint (kind + base URL + model + key)."""
-
-    def __init__(self, endpoint: Endpoint, provider: Provider, price: Price,
-                 sleep: Sleep, timeouts: TimeoutPolicy) -> None:
-        self.endpoint, self.provider, self.price = endpoint, provider, price
-        # OpenAI charges prompt + max_tokens when it admits a request and keeps
-        # the charge; Anthropic counts input and output apart and adjusts
-        # output to what was written.
-        self.anthropic = provider.refunds_unused_tokens
-        concurrency = endpoint.concurrency or DEFAULT_CONCURRENCY
-        # Half a second of burst, not the servers' usual one: requests leave
-        # here at the limit but reach the server with a few ms of jitter, and
-        # a client bucket as deep as the server's would meet it near-empty.
-        self.limiter = RateLimiter(endpoint.rpm, endpoint.tpm, burst_s=0.5, sleep=sleep,
-                                   anthropic=self.anthropic, probe=PROBE,
-                                   max_window=concurrency)
-        self.slots = asyncio.Semaphore(concurrency)
-        self.timeouts = timeouts
-        self.active = 0  # complete() calls that may use this endpoint, in their retry loop
-        self.breaker = Breaker(endpoint, attempting=lambda: self.active,
-                               pending=lambda: self.limiter.outstanding)
-        self.health = Health(endpoint)
-        # In-flight calls: when each was sent, since when its timeout counts
-        # (see Engine._waited_their_turn) and its handle, re-armed when that moves.
-        self.inflight: dict[int, tuple[float, float, asyncio.Timeout]] = {}
-
 
 class Engine:
     """Runs model requests at the provider's limit, paying once per answer."""
@@ -119,11 +83,11 @@ class Engine:
         self._timeouts = timeouts
         self._sleep = sleep
         self._factory = provider_factory
-        self._targets: dict[str, Target[_EndpointState]] = {}
-        self._shared: dict[tuple[str, ...], _EndpointState] = {}
+        self._targets: dict[str, Target[EndpointState]] = {}
+        self._shared: dict[tuple[str, ...], EndpointState] = {}
         # Endpoints that share a server, model and key with another one but not
         # all its settings (structured outputs, transport, price).
-        self._own: dict[Endpoint, _EndpointState] = {}
+        self._own: dict[Endpoint, EndpointState] = {}
         self._ids = itertools.count()
         # prefetch()'s lookups, by id() of the request object until complete() takes them:
         # (that request, its cache key, the hit or None).
@@ -153,7 +117,7 @@ class Engine:
             for target in resolved:
                 await self._tokenizers_of(target)
 
-    async def _tokenizers_of(self, target: Target[_EndpointState]) -> None:
+    async def _tokenizers_of(self, target: Target[EndpointState]) -> None:
         """Every member's tokenizer loaded: the request's tokens are counted next, and a
         server that reports no usage has its answer counted (``LocalUsage``).
 
@@ -216,7 +180,7 @@ class Engine:
             endpoints.extend([resolved] if isinstance(resolved, Endpoint) else resolved)
         return endpoints
 
-    def _target(self, spec: str) -> Target[_EndpointState]:
+    def _target(self, spec: str) -> Target[EndpointState]:
         target = self._targets.get(spec)
         if target is None:
             endpoints = self._resolved(spec)
@@ -227,7 +191,7 @@ class Engine:
                     m.health.label = label(m.endpoint, endpoints)
         return target
 
-    def _member(self, endpoint: Endpoint) -> _EndpointState:
+    def _member(self, endpoint: Endpoint) -> EndpointState:
         # A model without a price fails here, before anything is sent.
         price = self._prices.price_for(endpoint)
         # Limits are per server, model and key: profiles that point at the same
@@ -236,7 +200,7 @@ class Engine:
         key_id = hashlib.sha256((endpoint.api_key or "").encode()).hexdigest()[:16]
         state = self._shared.get((*endpoint.limit_key, key_id))
         if state is None:
-            state = _EndpointState(endpoint, self._factory(endpoint), price, self._sleep,
+            state = EndpointState(endpoint, self._factory(endpoint), price, self._sleep,
                                    self._timeouts())
             self._shared[(*endpoint.limit_key, key_id)] = state
         elif dataclasses.replace(state.endpoint, name=endpoint.name) != endpoint:
@@ -245,7 +209,7 @@ class Engine:
             # health (it is the same server's capacity).
             own = self._own.get(endpoint)
             if own is None:
-                own = _EndpointState(endpoint, self._factory(endpoint), price, self._sleep,
+                own = EndpointState(endpoint, self._factory(endpoint), price, self._sleep,
                                      state.timeouts)
                 own.limiter, own.slots, own.inflight = state.limiter, state.slots, state.inflight
                 own.health = state.health
@@ -358,7 +322,7 @@ class Engine:
             await self.cache.put(key, completion)
         return completion
 
-    async def _with_retries(self, target: Target[_EndpointState], request: Request,
+    async def _with_retries(self, target: Target[EndpointState], request: Request,
                             demand: Demand) -> _Outcome:
         """Attempts with retries; each attempt goes to the member that can take it soonest."""
         outcome = _Outcome(target.primary)
@@ -384,7 +348,7 @@ class Engine:
                 m.breaker.notify()
         return outcome
 
-    async def _verdict(self, target: Target[_EndpointState], state: _EndpointState,
+    async def _verdict(self, target: Target[EndpointState], state: EndpointState,
                        error: ProviderError) -> ProviderError:
         """What a request that failed for good raises: its own error, or its endpoint's."""
         if state.health.out is not None:
@@ -405,7 +369,7 @@ class Engine:
             state.health.unusable(error, pooled=target.pooled)
         return error
 
-    async def _attempt(self, target: Target[_EndpointState], request: Request, demand: Demand,
+    async def _attempt(self, target: Target[EndpointState], request: Request, demand: Demand,
                        outcome: _Outcome) -> Completion:
         loop = asyncio.get_running_loop()
         pooled = target.pooled
@@ -454,30 +418,12 @@ class Engine:
             state.slots.release()
         state.health.success()
         state.breaker.success()
-        self._waited_their_turn(state, start, loop.time())
+        state.waited_their_turn(start, loop.time())
         latency = loop.time() - start
         if state.timeouts.observe(latency):
             for _sent, since, handle in state.inflight.values():
                 handle.reschedule(since + state.timeouts.current_s)
         return dataclasses.replace(completion, latency_s=latency)
-
-    @staticmethod
-    def _waited_their_turn(state: _EndpointState, answered_sent: float, now: float) -> None:
-        """An answer came: calls sent after it may only have been queued behind it.
-
-        A local server (llama.cpp, vLLM, Ollama) serves a few requests at a
-        time and queues the rest instead of refusing them; while requests sent
-        earlier keep being answered, a later one is waiting its turn, not
-        hung. So its timeout counts from the latest such answer. "Earlier"
-        has a tolerance (``SAME_BURST_S``): requests sent together reach the
-        server in any order. A hung call still times out: nothing sent before
-        it is answered any more, and answers to calls sent well after it do
-        not move its deadline.
-        """
-        for call_id, (sent, since, handle) in state.inflight.items():
-            if answered_sent <= sent + SAME_BURST_S and since < now:
-                state.inflight[call_id] = (sent, now, handle)
-                handle.reschedule(now + state.timeouts.current_s)
 
     async def aclose(self) -> None:
         for state in [*self._shared.values(), *self._own.values()]:
@@ -491,7 +437,7 @@ class Engine:
 class _Outcome:
     """How one round of attempts ended, and on which endpoint."""
 
-    state: _EndpointState
+    state: EndpointState
     completion: Completion | None = None
     error: ProviderError | None = None
     attempts: int = 0

@@ -7,7 +7,7 @@ conversations and ``max_tokens`` — and a change to the stages changes the
 estimate with it. For each request:
 
 1. **Cache.** A request whose text is fully known is looked up in the real
-   response cache under the engine's own :func:`~mlift.engine.cache.cache_key`.
+   response cache under the engine's own :func:`~mlift.engine.cachekey.cache_key`.
    A hit is exact: it costs $0 and its real text flows on to the next stage.
 2. **Book.** Otherwise its cost is booked: one request, its input tokens counted
    with the model's tokenizer, its answer's tokens predicted from the priors
@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeVar
 
-from mlift.engine.cache import ResponseCache, cache_key
+from mlift.engine.cache import ResponseCache
+from mlift.engine.cachekey import cache_key
 from mlift.estimate.ledger import Ledger
 from mlift.estimate.priors import STAGE_FACTOR, density, english_chars_per_token, expected_output
 from mlift.langs import Language, get_language, script_of

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlift.engine.cache import cache_key
+from mlift.engine.cachekey import cache_key
 from mlift.engine.core import Engine
 from mlift.eval.base import EvalItem
 from mlift.eval.runner import ModelRef

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlift.batch import LineResult
-from mlift.engine.cache import cache_key
+from mlift.engine.cachekey import cache_key
 from mlift.engine.core import Engine
 from mlift.pipeline.stages import StageReject
 from mlift.providers.base import Endpoint
