@@ -165,7 +165,9 @@ class BatchBase:
     id: str
     key: str
     schedule: Schedule
-    seq: int = 0  # the batch's number on the server: with the seed, fixes which lines fail
+    seq: int = 0  # the batch's number on the server: with the seed and a line's place in
+    # the batch, fixes which lines fail (never the line's custom_id: a client's ids may
+    # hold anything, e.g. a hash of the server's random port, and the draw must not)
     lines: list[Line] = field(default_factory=list)
     done: int = 0  # lines [0, done) are processed
 
@@ -176,7 +178,7 @@ class BatchBase:
         until = min(now, sched.stop_at())
         while self.done < len(self.lines) and sched.line_done_at(self.done) <= until:
             line = self.lines[self.done]
-            if config.batch_fail_rate and digest(config.seed, self.seq, line.custom_id,
+            if config.batch_fail_rate and digest(config.seed, self.seq, self.done,
                                                  "fail") < config.batch_fail_rate:
                 line.reply = server_error(dialect)
             else:
