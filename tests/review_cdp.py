@@ -3,7 +3,8 @@
 Starts Debian's headless Chromium with a throw-away profile and no network
 features, connects to its DevTools websocket with aiohttp (no driver
 package), and offers what the tests need: navigate, evaluate, press keys,
-type, screenshot. Every wait is bounded.
+type, screenshot, wait for an event (e.g. a request held with the Fetch
+domain). Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -149,6 +150,19 @@ class Browser:
             if loop.time() > deadline:
                 raise CDPError(f"timed out waiting for {expression}")
             await asyncio.sleep(0.05)
+
+    async def next_event(self, method: str, limit_s: float = 10.0) -> dict[str, Any]:
+        """The oldest ``method`` event not taken yet (waiting for one, bounded)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        while True:
+            for i, (name, params) in enumerate(self._events):
+                if name == method:
+                    del self._events[i]
+                    return params
+            if loop.time() > deadline:
+                raise CDPError(f"no {method} event came")
+            await asyncio.sleep(0.02)
 
     async def press(self, key: str) -> None:
         """A key press as a person makes it: keyDown (with its text) and keyUp."""

@@ -110,6 +110,29 @@ async def test_filters_and_search_narrow_the_list(tmp_path: Path, browser: Brows
     await browser.screenshot(shots / "browse-search.png")
 
 
+async def test_a_list_that_answers_late_never_replaces_a_newer_filters_list(
+        tmp_path: Path, browser: Browser, server: Any) -> None:
+    url = await server(write_review_run(tmp_path / "run"))
+    await browser.goto(url)
+    pairs = ("performance.getEntriesByType('resource')"
+             ".filter(e => e.name.includes('/api/pairs?')).length")
+    before = await browser.eval(pairs)
+    # Hold the lists' requests, so the first filter's answer comes after the second's.
+    await browser.send("Fetch.enable", {"patterns": [{"urlPattern": "*/api/pairs?*"}]})
+    await set_select(browser, "f-lang", "ja")
+    first = await browser.next_event("Fetch.requestPaused")
+    await set_select(browser, "f-status", "rejected")
+    second = await browser.next_event("Fetch.requestPaused")
+    assert "status=rejected" in second["request"]["url"]
+    await browser.send("Fetch.continueRequest", {"requestId": second["requestId"]})
+    await browser.wait_for("document.getElementById('count').textContent === '2 pairs'")
+    await browser.send("Fetch.continueRequest", {"requestId": first["requestId"]})
+    await browser.wait_for(f"{pairs} === {before + 2}")  # the late answer is in
+    await browser.eval("new Promise(resolve => setTimeout(resolve, 100))")
+    assert await browser.eval("document.getElementById('count').textContent") == "2 pairs"
+    assert await listed(browser) == ["ja-2", "ja-3"]
+
+
 async def test_keyboard_label_survives_a_reload_and_a_server_restart(
         tmp_path: Path, browser: Browser, server: Any, shots: Path) -> None:
     folder = write_review_run(tmp_path / "run")

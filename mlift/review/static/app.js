@@ -138,11 +138,14 @@ function filterQuery() {
 }
 
 async function loadList(wantId) {
+  // Filters changed quickly send several lists: only the newest may be shown.
+  const seq = (state.listSeq = (state.listSeq || 0) + 1);
   const query = filterQuery();
   query.set("labeller", labeller());
   query.set("limit", PAGE);
   if (!query.has("run")) query.set("run", "0");
   const data = await api(`/api/pairs?${query}`);
+  if (seq !== state.listSeq) return;
   state.items = data.items;
   state.total = data.total;
   renderList();
@@ -153,12 +156,14 @@ async function loadList(wantId) {
 
 async function loadMore() {
   if (state.items.length >= state.total) return false;
+  const seq = state.listSeq;
   const query = filterQuery();
   if (!query.has("run")) query.set("run", "0");
   query.set("labeller", labeller());
   query.set("offset", state.items.length);
   query.set("limit", PAGE);
   const data = await api(`/api/pairs?${query}`);
+  if (seq !== state.listSeq) return false;  // the filters changed meanwhile
   state.items.push(...data.items);
   renderList();
   return data.items.length > 0;
