@@ -14,6 +14,7 @@ from conftest import ThreadedSim
 from test_cli_engine import requests_file, results
 
 from mlift.cli import EXIT_ENDPOINT, main
+from mlift.engine.endpoint import PROBE
 from mlift.sim import SimConfig
 
 # The real commands, end to end: none may block its event loop (tests/noblock.py).
@@ -42,7 +43,7 @@ def test_a_wrong_base_url_stops_the_run_naming_it_and_a_fixed_rerun_does_everyth
     err = capsys.readouterr().err
     assert wrong in err and "gpt-4o-mini" in err and "--base-url" in err
     assert "Traceback" not in err
-    assert sim.stats()["requests"] <= 8
+    assert sim.stats()["requests"] == PROBE  # the gentle start's probe, and no burst after it
     assert not out.exists() or results(out) == []  # nothing burned as an error line
     assert requests(src, out, sim.url + "/v1") == 0
     done = results(out)
@@ -72,6 +73,7 @@ def test_the_pipeline_stops_on_a_wrong_base_url_without_burning_items(
     assert code == EXIT_ENDPOINT
     err = capsys.readouterr().err
     assert sim.url in err and "Traceback" not in err
+    assert sim.stats()["by_status"] == {"404": PROBE}
     rejects = out / "rejects.jsonl"
     lines = rejects.read_text().splitlines() if rejects.exists() else []
     assert not [line for line in lines if "provider_" in line]  # no item blamed for the URL

@@ -25,6 +25,7 @@ import pytest
 
 from mlift.engine.cache import ResponseCache
 from mlift.engine.core import Engine
+from mlift.engine.endpoint import PROBE
 from mlift.engine.retry import RetryPolicy
 from mlift.errors import (
     AuthError,
@@ -275,7 +276,8 @@ async def test_a_wrong_base_url_stops_every_request_within_a_few() -> None:
         failures = h.failures()
         assert len(failures) == 200
         assert all(isinstance(f, EndpointMisconfigured) for f in failures)
-        assert h.server.stats()["requests"] <= 8
+        # the gentle start's probe, and no burst after it
+        assert h.server.stats()["requests"] == PROBE
         message = str(failures[0])
         assert h.server.base_url in message and "gpt-4o-mini" in message
         assert "--base-url" in message and "/v1" in message
@@ -359,6 +361,22 @@ async def test_bad_items_among_good_ones_never_trip_the_breaker() -> None:
                 assert not isinstance(result, EndpointUnusable)
             else:
                 assert isinstance(result, Completion), (i, result)
+
+
+async def test_an_endpoint_whose_first_items_fail_in_different_ways_serves_the_rest() -> None:
+    # Cold, the failures are held for a verdict while their places in the gentle start
+    # stay taken; two kinds of 400 in turn never make a row, and the good ones still go.
+    def bad(i: int) -> Request:
+        if i % 2:
+            return request(i, max_tokens=0)
+        return dataclasses.replace(request(i), params=(("response_format", {"type": "x"}),))
+
+    async with harness([SimConfig(latency_ms=50)], lambda s: {"x": openai("x", s[0])}) as h:
+        results = await h.run([bad(i) if i < 8 else request(i) for i in range(60)])
+        assert all(isinstance(r, PermanentError) and not isinstance(r, EndpointUnusable)
+                   for r in results[:8])
+        assert all(isinstance(r, Completion) for r in results[8:])
+        assert h.server.stats()["by_status"] == {"400": 8, "200": 52}
 
 
 # ---- several endpoints for one model ----------------------------------------------------

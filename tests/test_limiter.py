@@ -180,6 +180,28 @@ async def test_gentle_start_holds_requests_until_the_first_answer() -> None:
     assert loop.time() == pytest.approx(5.0)
 
 
+async def test_failures_keep_their_place_in_the_gentle_start_until_an_answer() -> None:
+    limiter = RateLimiter(probe=3)
+    tickets = [await limiter.acquire(1) for _ in range(3)]
+    fourth = asyncio.create_task(limiter.acquire(1))
+    limiter.failed(tickets[0])       # a 404: its place stays taken while others are out
+    limiter.abandon(tickets[1])      # no answer (a timeout): its place frees
+    await asyncio.sleep(1)
+    four = await fourth
+    fifth = asyncio.create_task(limiter.acquire(1))
+    limiter.failed(tickets[2])
+    await asyncio.sleep(1)
+    assert not fifth.done()          # 1 out + 2 failed fill the probe's 3
+    limiter.failed(four)             # nothing out: one more may go, one at a time
+    five = await fifth
+    sixth = asyncio.create_task(limiter.acquire(1))
+    await asyncio.sleep(1)
+    assert not sixth.done()
+    limiter.answered(five, None)     # an answer: the failures give their places back
+    await sixth
+    assert [await limiter.acquire(1) for _ in range(2)]
+
+
 async def test_cancelled_waiter_takes_nothing() -> None:
     loop = asyncio.get_running_loop()
     limiter = RateLimiter(rpm=60)  # 1/s, burst 1

@@ -178,3 +178,16 @@ async def test_429_headers_and_sdk_retry(sim: SimFactory) -> None:
     assert headers["anthropic-ratelimit-tokens-limit"] == "50000"
     reset = datetime.fromisoformat(headers["anthropic-ratelimit-requests-reset"])
     assert reset.tzinfo is not None
+
+
+async def test_a_wrong_base_url_gets_anthropics_404_and_is_counted(sim: SimFactory) -> None:
+    server = await sim()
+    async with anthropic.AsyncAnthropic(base_url=server.base_url + "/anthropic",
+                                        api_key="sk-ant-test", max_retries=0) as c:
+        with pytest.raises(anthropic.NotFoundError) as caught:
+            await c.messages.create(model="claude-3-5-haiku-latest", max_tokens=50,
+                                    messages=MESSAGES)  # type: ignore[arg-type]
+    assert caught.value.body == {"type": "error", "request_id": caught.value.request_id,
+                                 "error": {"type": "not_found_error", "message": "Not Found"}}
+    stats = server.stats()
+    assert (stats["requests"], stats["by_status"]) == (1, {"404": 1})

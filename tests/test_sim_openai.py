@@ -250,3 +250,16 @@ async def test_models_list_and_stats_routes(sim: SimFactory) -> None:
             assert r.status == 200
         async with http.get(server.base_url + "/stats") as r:
             assert (await r.json())["by_status"] == {}
+
+
+async def test_a_wrong_base_url_gets_openais_404_and_is_counted(sim: SimFactory) -> None:
+    server = await sim()
+    options: dict[str, object] = {"api_key": "sk-test", "max_retries": 0}
+    async with openai.AsyncOpenAI(base_url=server.base_url, **options) as c:  # type: ignore[arg-type]
+        with pytest.raises(openai.NotFoundError) as caught:
+            await c.chat.completions.create(model=MODEL, messages=TRANSLATE)  # type: ignore[arg-type]
+    assert caught.value.body == {"message": "Invalid URL (POST /chat/completions)",
+                                 "type": "invalid_request_error", "param": None, "code": None}
+    assert caught.value.request_id
+    stats = server.stats()
+    assert (stats["requests"], stats["by_status"]) == (1, {"404": 1})

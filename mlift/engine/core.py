@@ -411,6 +411,9 @@ class Engine:
             except TransientError as exc:
                 state.health.transient_failure(exc, loop.time(), pooled=pooled)
                 raise
+            except PermanentError:
+                state.limiter.failed(ticket)
+                raise
             finally:
                 state.inflight.pop(call_id, None)
                 state.limiter.abandon(ticket)  # a no-op once it was answered or refused

@@ -63,7 +63,10 @@ class RateLimiter:
     token limits, unused reservations settled to the real usage. ``probe``
     caps the requests out before the first answer (``None``: no gentle start);
     without any known limit the cap then grows by one per answer up to
-    ``max_window``.
+    ``max_window``. A request that *failed* (:meth:`failed`: the server
+    refused it for good) keeps its place under the cap until an answer comes:
+    an endpoint that fails everything (a wrong URL, an unknown model) gets the
+    probe's few requests, then one at a time, never a burst.
     """
 
     def __init__(self, rpm: float | None = None, tpm: float | None = None, *,
@@ -85,6 +88,7 @@ class RateLimiter:
         self._window: int | None = probe
         self._max_window = max_window
         self.outstanding = 0
+        self._failed = 0  # failed since the last answer, while the cap holds
         self._queued = 0  # callers waiting in acquire
         self._rtt = 0.0
         self._history = History()  # the last minute's admissions, for limits learned later
@@ -127,7 +131,7 @@ class RateLimiter:
     def eta(self, demand: Demand) -> float:
         """About how long a new request would wait here (for choosing between endpoints)."""
         now = self._clock()
-        if self._window is not None and self.outstanding >= self._window:
+        if self._window_full():
             return math.inf
         wait = max(0.0, self._cool_until - now)
         queued = 1 + self._queued
@@ -152,7 +156,7 @@ class RateLimiter:
             while True:
                 now = self._clock()
                 self._climb(now)
-                if self._window is not None and self.outstanding >= self._window:
+                if self._window_full():
                     self._wake.clear()
                     await self._wake.wait()
                     continue
@@ -187,12 +191,22 @@ class RateLimiter:
             return None
         now = self._clock()
         self._climb(now)
-        if self._window is not None and self.outstanding >= self._window:
+        if self._window_full():
             return None
         wait = self._cool_until - now
         for lim in self._limits.values():
             wait = max(wait, lim.bucket.wait_for(lim.amount(demand), now))
         return self._take(demand, now) if wait <= EPS else None
+
+    def _window_full(self) -> bool:
+        """The gentle start's cap is reached (see the class's docstring)."""
+        if self._window is None:
+            return False
+        if self.outstanding >= self._window:
+            return True
+        # Failures hold their places while something is out that may still answer;
+        # when nothing is, one more may go (a failure may be its item's own).
+        return self.outstanding > 0 and self.outstanding + self._failed >= self._window
 
     def _take(self, demand: Demand, now: float) -> Ticket:
         ticket = Ticket(now, demand)
@@ -232,6 +246,7 @@ class RateLimiter:
         latency = now - ticket.at
         self._rtt = latency if not self._rtt else 0.8 * self._rtt + 0.2 * latency
         report = self._as_report(report)
+        self._failed = 0
         self._learn(report, now)
         self._sync(report, ticket, now)
         if usage is not None and self._anthropic:
@@ -296,10 +311,14 @@ class RateLimiter:
         self._window = None
 
     def failed(self, ticket: Ticket) -> None:
-        """It failed some other way; what it took stays taken (the server may have charged)."""
-        self._finish(ticket)
+        """The server refused it for good (a 4xx other than 429); what it took stays taken."""
+        if self._finish(ticket) and self._window is not None:
+            self._failed += 1
 
-    abandon = failed  # cancelled or crashed mid-call: the same (a no-op once settled)
+    def abandon(self, ticket: Ticket) -> None:
+        """No answer (timeout, lost connection, cancelled); what it took stays taken (the
+        server may have charged). A no-op once settled."""
+        self._finish(ticket)
 
     def cool_down(self, seconds: float) -> None:
         """Pause the whole endpoint (a 429 said Retry-After ``seconds``, naming no limit)."""

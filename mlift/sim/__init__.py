@@ -40,7 +40,9 @@ What it does
   whose body is not JSON. Latency with uniform jitter on top.
 * Checks API keys when ``require_key`` is set (401 with the real bodies; the
   key is never echoed whole) and rejects bad requests with 400s in each
-  provider's error shape.
+  provider's error shape; a path it does not serve (a wrong base URL) gets a
+  404 in that shape too (OpenAI's "Invalid URL (POST /chat/completions)"),
+  counted at ``/stats`` like any request.
 * Caches prompts as the providers do (:mod:`mlift.sim.prompt_cache`) and
   reports ``prompt_tokens_details.cached_tokens`` / ``cache_read_input_tokens``
   and ``cache_creation_input_tokens``.

@@ -86,6 +86,8 @@ class SimServer:
         self._batches.register(self._app.router)
         self._app.router.add_get("/stats", self._get_stats)
         self._app.router.add_post("/stats/reset", self._reset_stats)
+        # Last, so it only gets what no route above took: a wrong base URL's requests.
+        self._app.router.add_route("*", "/{path:.*}", self._unknown_url)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -152,6 +154,20 @@ class SimServer:
         self._stats.reset()
         self._batches.reset()
         return web.json_response({"reset": True})
+
+    async def _unknown_url(self, request: web.Request) -> web.StreamResponse:
+        """A path nothing serves: a 404 in the providers' shape, counted like any request."""
+        self._stats.arrived()
+        rid = os.urandom(12).hex()
+        if "x-api-key" in request.headers or "anthropic-version" in request.headers:
+            body = wire.anthropic_error("not_found_error", "Not Found", f"req_{rid}")
+            headers = {"request-id": f"req_{rid}"}
+        else:  # OpenAI's words for it
+            body = wire.openai_error(404, f"Invalid URL ({request.method} {request.path})",
+                                     "invalid_request_error")
+            headers = {"x-request-id": f"req_{rid}"}
+        self._stats.finished(404)
+        return web.Response(status=404, body=body, content_type=_JSON_TYPE, headers=headers)
 
     # ---- completions ----------------------------------------------------------------------
 
