@@ -90,15 +90,16 @@ class Breaker:
         ep = self.endpoint
         url = ep.base_url or f"the {ep.kind} kind's default URL"
         if exc.status == 404:
-            fix = ("nothing answers that path there: check --base-url (OpenAI-compatible "
+            fix = ("Nothing answers that path there: check --base-url (OpenAI-compatible "
                    "servers usually end in /v1, the simulator and Anthropic's API do not) "
                    "and the model name")
         else:
-            fix = ("the server refuses every request: check the model name, the base URL "
+            fix = ("The server refuses every request: check the model name, the base URL "
                    "and the request parameters")
+        said = str(exc.args[0] if exc.args else exc).rstrip(". ")  # the server's own words
         self.tripped = EndpointMisconfigured(
             f"every request to {url} for model {ep.model!r} failed the same way "
-            f"({self._row} in a row, none succeeded since): {exc.args[0] if exc.args else exc}. "
+            f"({self._row} in a row, none succeeded since): {said}. "
             f"{fix}. Items not yet done were left for the next run: fix the "
             f"endpoint and re-run the same command",
             provider=ep.name, model=ep.model, status=exc.status,
