@@ -152,13 +152,15 @@ def wrong_url(ctx: Ctx) -> list[Row]:
         stats_file = out.with_suffix(".stats.json")
         sent = (json.loads(stats_file.read_text())["accounting"]["totals"]["attempts"]
                 if stats_file.exists() else "?")
+        served = sim.stats()["requests"]  # the simulator counts the 404s it answered
         named = sim.url in wrong.stderr and "gpt-4o-mini" in wrong.stderr
         fixed = run_mlift(sim.api, inp, out)
     ok = wrong.returncode != 0 and seconds <= 10 and named and fixed.check.complete(n) \
         and fixed.check.errors == 0
     message = wrong.stderr.strip().splitlines()[-1][:160] if wrong.stderr.strip() else ""
     result = (f"exit {wrong.returncode} after {seconds:.1f}s (process, start-up included), "
-              f"{sent} requests sent (mlift's count), message names URL and model: {named} "
+              f"{served} requests reached the server ({sent} by mlift's count), "
+              f"message names URL and model: {named} "
               f"({message!r}); "
               f"re-run with /v1: {fixed.check.lines - fixed.check.errors}/{n} answered")
     return [Row("13 wrong base URL", "mlift", result,

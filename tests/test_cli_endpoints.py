@@ -39,11 +39,14 @@ def test_a_wrong_base_url_stops_the_run_naming_it_and_a_fixed_rerun_does_everyth
     sim = remote_sim(SimConfig())
     src, out = requests_file(tmp_path / "in.jsonl", 300), tmp_path / "out.jsonl"
     wrong = sim.url  # the simulator's root: /chat/completions is a 404 there, /v1 is missing
-    assert requests(src, out, wrong) == EXIT_ENDPOINT
+    stats = tmp_path / "stats.json"
+    assert requests(src, out, wrong, "--stats-json", str(stats)) == EXIT_ENDPOINT
     err = capsys.readouterr().err
     assert wrong in err and "gpt-4o-mini" in err and "--base-url" in err
     assert "Traceback" not in err
     assert sim.stats()["requests"] == PROBE  # the gentle start's probe, and no burst after it
+    # what mlift reports sending is what was sent (items stopped in the queue sent nothing)
+    assert json.loads(stats.read_text())["accounting"]["totals"]["attempts"] == PROBE
     assert not out.exists() or results(out) == []  # nothing burned as an error line
     assert requests(src, out, sim.url + "/v1") == 0
     done = results(out)

@@ -338,7 +338,6 @@ class Engine:
             async for attempt in self._retry.retrying(
                     functools.partial(target.backoff, self._sleep), on_retry):
                 with attempt:
-                    outcome.attempts += 1
                     outcome.completion = await self._attempt(target, request, demand, outcome)
         except ProviderError as exc:
             outcome.error = exc
@@ -379,6 +378,7 @@ class Engine:
             if state.health.out is not None:  # it went out while this one waited
                 state.limiter.abandon(ticket)
                 raise state.health.out
+            outcome.attempts += 1  # an HTTP attempt: counted only when it is sent
             start = loop.time()
             call_id = next(self._ids)
             try:
