@@ -77,6 +77,9 @@ def test_the_pipeline_stops_on_a_wrong_base_url_without_burning_items(
     err = capsys.readouterr().err
     assert sim.url in err and "Traceback" not in err
     assert sim.stats()["by_status"] == {"404": PROBE}
+    # what the run's record says it sent is what was sent
+    run = json.loads((out / "run.json").read_text())
+    assert run["accounting"]["totals"]["attempts"] == PROBE
     rejects = out / "rejects.jsonl"
     lines = rejects.read_text().splitlines() if rejects.exists() else []
     assert not [line for line in lines if "provider_" in line]  # no item blamed for the URL

@@ -311,6 +311,18 @@ async def test_a_url_where_nothing_listens_stops_every_request_within_seconds() 
         assert "gpt-4o-mini" in message and "port" in message and "running" in message
 
 
+async def test_requests_cancelled_in_flight_still_count_what_they_sent() -> None:
+    async with harness([SimConfig(latency_ms=2000)], lambda s: {"x": openai("x", s[0])}) as h:
+        tasks = [asyncio.create_task(h.engine.complete(request(i))) for i in range(10)]
+        await asyncio.sleep(0.5)  # the probe's requests are out, none answered
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        sent = h.server.stats()["requests"]
+        assert sent == PROBE
+        assert h.engine.accounting.snapshot()["totals"]["attempts"] == sent
+
+
 async def test_an_item_out_of_tries_before_the_endpoint_is_judged_stops_the_run_too() -> None:
     # Jittered backoffs can be short: one item may use up all its tries to a URL where
     # nothing listens in under the 5 s the endpoint is given. It stops the run like the

@@ -159,9 +159,13 @@ class Accounting:
 
     What each record means, so nothing is counted twice:
 
+    - ``record_attempt``: once per HTTP request sent, as it is sent, to the
+      endpoint it went to; so a request cancelled mid-way (Ctrl-C, a stopped
+      run) still counts what it sent, and a pooled request counts on each
+      member it tried.
     - ``record_success`` / ``record_failure``: once per logical request, when
-      it is finished. ``attempts`` is the number of HTTP attempts it took (0
-      for a cache hit).
+      it is finished. Their ``attempts`` adds HTTP attempts not recorded as
+      they went (a batch line's); the engine's are already in.
     - ``record_retry``: once per failed attempt that will be retried, with
       the error that caused it. A 429 is counted in ``rate_limited`` by
       whichever of ``record_retry``/``record_failure`` sees it, so each 429
@@ -184,8 +188,11 @@ class Accounting:
             cell = self._cells[(stage, spec)] = _Cell()
         return cell
 
+    def record_attempt(self, stage: str, spec: str) -> None:
+        self._cell(stage, spec).attempts += 1
+
     def record_success(self, stage: str, spec: str, completion: Completion, *,
-                       cached: bool, latency_s: float, attempts: int,
+                       cached: bool, latency_s: float, attempts: int = 0,
                        batch: bool = False) -> None:
         cell = self._cell(stage, spec)
         cell.requests += 1
@@ -206,7 +213,7 @@ class Accounting:
         cell.latency.add(latency_s)
 
     def record_failure(self, stage: str, spec: str, error: BaseException,
-                       attempts: int) -> None:
+                       attempts: int = 0) -> None:
         cell = self._cell(stage, spec)
         cell.requests += 1
         cell.failures[type(error).__name__] += 1

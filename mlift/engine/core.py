@@ -306,7 +306,7 @@ class Engine:
         except ProviderError as exc:
             self.budget.release(worst)
             exc.item_id = request.item_id
-            self.accounting.record_failure(request.stage, state.endpoint.spec, exc, attempts)
+            self.accounting.record_failure(request.stage, state.endpoint.spec, exc)
             raise
         except BaseException:
             self.budget.release(worst)
@@ -316,8 +316,7 @@ class Engine:
         self.budget.settle(worst, cost)
         completion = dataclasses.replace(completion, cost_usd=cost, attempts=attempts)
         self.accounting.record_success(request.stage, state.endpoint.spec, completion,
-                                       cached=False, latency_s=completion.latency_s,
-                                       attempts=attempts)
+                                       cached=False, latency_s=completion.latency_s)
         if self.cache is not None:
             await self.cache.put(key, completion)
         return completion
@@ -379,6 +378,7 @@ class Engine:
                 state.limiter.abandon(ticket)
                 raise state.health.out
             outcome.attempts += 1  # an HTTP attempt: counted only when it is sent
+            self.accounting.record_attempt(request.stage, state.endpoint.spec)
             start = loop.time()
             call_id = next(self._ids)
             try:
