@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from mlift.errors import ConnectionFailed, PermanentError, ProviderTimeout
 from mlift.providers.base import Endpoint
 from mlift.providers.errormap import from_status, json_object, redact
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 class LeanClient:
@@ -33,15 +34,20 @@ class LeanClient:
         self.url = url
         self._headers = {"Content-Type": "application/json", "Accept": "application/json",
                          **headers}
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
     def _client_session(self) -> aiohttp.ClientSession:
-        # Created lazily: a session belongs to the running event loop.
+        # Created lazily: a session belongs to the running event loop. aiohttp itself is
+        # imported here too (a fifth of a cached re-run's wall, its TLS set-up included):
+        # a run whose every answer is in the cache never needs it.
         if self._session is None or self._session.closed:
+            import aiohttp
+
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
-                                                  headers=self._headers)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=self._timeout),
+                headers=self._headers)
         return self._session
 
     async def post(self, body: dict[str, Any], headers: Mapping[str, str] | None = None,
@@ -51,8 +57,11 @@ class LeanClient:
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         endpoint = self._endpoint
         context: dict[str, Any] = {"provider": endpoint.name, "model": endpoint.model}
+        session = self._client_session()
+        import aiohttp  # loaded by the session above: a lookup, for the errors below
+
         try:
-            async with self._client_session().post(self.url, data=data,
+            async with session.post(self.url, data=data,
                                                    headers=headers) as response:
                 content = await response.read()
                 status, got = response.status, response.headers
