@@ -258,7 +258,7 @@ class Engine:
     def _hit(self, request: Request, primary: Endpoint, hit: Completion) -> Completion:
         # A hit comes back marked cached, at $0.
         self.accounting.record_success(request.stage, primary.spec, hit,
-                                       cached=True, latency_s=0.0, attempts=0)
+                                       cached=True, latency_s=0.0)
         return hit
 
     async def complete(self, request: Request) -> Completion:

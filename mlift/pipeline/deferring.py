@@ -112,8 +112,7 @@ class DeferringEngine:
             self.arrived.pop(key, None)
 
     def _book_hit(self, stage: str, spec: str, hit: Completion) -> None:
-        self.inner.accounting.record_success(stage, spec, hit, cached=True, latency_s=0.0,
-                                             attempts=0)
+        self.inner.accounting.record_success(stage, spec, hit, cached=True, latency_s=0.0)
 
     async def arrive(self, line: LineResult) -> None:
         """A line's end, from ``StageBatches``: an answer is cached at once (a crash after

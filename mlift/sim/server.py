@@ -143,8 +143,7 @@ class SimServer:
     # ---- small routes ---------------------------------------------------------------------
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
-        anthropic = "x-api-key" in request.headers or "anthropic-version" in request.headers
-        denied = self._check_key(request, "anthropic" if anthropic else "openai")
+        denied = self._check_key(request, _dialect_of(request))
         return denied or web.Response(body=wire.models_list(), content_type=_JSON_TYPE)
 
     async def _get_stats(self, request: web.Request) -> web.StreamResponse:
@@ -158,16 +157,12 @@ class SimServer:
     async def _unknown_url(self, request: web.Request) -> web.StreamResponse:
         """A path nothing serves: a 404 in the providers' shape, counted like any request."""
         self._stats.arrived()
-        rid = os.urandom(12).hex()
-        if "x-api-key" in request.headers or "anthropic-version" in request.headers:
-            body = wire.anthropic_error("not_found_error", "Not Found", f"req_{rid}")
-            headers = {"request-id": f"req_{rid}"}
-        else:  # OpenAI's words for it
-            body = wire.openai_error(404, f"Invalid URL ({request.method} {request.path})",
-                                     "invalid_request_error")
-            headers = {"x-request-id": f"req_{rid}"}
         self._stats.finished(404)
-        return web.Response(status=404, body=body, content_type=_JSON_TYPE, headers=headers)
+        if _dialect_of(request) == "anthropic":
+            err = wire.WireError(404, "Not Found", kind="not_found_error")
+            return self._error("anthropic", os.urandom(12).hex(), 404, err)
+        err = wire.WireError(404, f"Invalid URL ({request.method} {request.path})")
+        return self._error("openai", os.urandom(12).hex(), 404, err)  # OpenAI's words for it
 
     # ---- completions ----------------------------------------------------------------------
 
@@ -422,3 +417,9 @@ class SimServer:
         if transport is not None:
             transport.close()  # flushes what was written, then closes: a truncated body
         return response
+
+
+def _dialect_of(request: web.Request) -> Dialect:
+    """Which provider a request off the chat routes speaks, by its headers."""
+    anthropic = "x-api-key" in request.headers or "anthropic-version" in request.headers
+    return "anthropic" if anthropic else "openai"
